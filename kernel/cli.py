@@ -1,0 +1,116 @@
+"""The ``kernel`` command line. Commands come from plugins through ``kernel_commands(cli)``, the
+kernel's own included; a command's code is imported only when that command runs.
+
+A ``KernelError`` (a user's mistake) prints one line and exits 2; ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from .errors import KernelError, did_you_mean
+
+
+class CLI:
+    """What ``kernel_commands(cli)`` receives: a way to add sub-commands without importing them."""
+
+    def __init__(self, subparsers):
+        self._subparsers = subparsers
+        self.targets: dict[str, str] = {}
+        self.owners: dict[str, str] = {}
+        self.plugin = ""
+
+    def command(self, name: str, target: str, help: str = "", description: str | None = None):
+        """Add ``kernel NAME``; returns its argparse parser for the plugin to add arguments to."""
+        if name in self.targets:
+            raise ValueError(f"command {name!r} is already defined by plugin {self.owners[name]!r}")
+        parser = self._subparsers.add_parser(name, help=help, description=description or help,
+                                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(_command=name)
+        self.targets[name] = target
+        self.owners[name] = self.plugin
+        return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors are user mistakes too: exit 2, no traceback
+        if "invalid choice" in message and "argument command" in message:
+            wrong = message.split("'")[1] if "'" in message else ""
+            choices = getattr(self, "_commands", [])
+            message = f"unknown command {wrong!r}{did_you_mean(wrong, choices)}; see `kernel --help`"
+        self.print_usage(sys.stderr)
+        print(f"kernel: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _pre_scan(argv: list[str]) -> tuple[list[str], bool]:
+    """``-p no:NAME`` and ``--debug`` are read before plugins load, since they change what loads."""
+    disabled, debug, i = [], "--debug" in argv, 0
+    while i < len(argv):
+        if argv[i] == "-p" and i + 1 < len(argv) and argv[i + 1].startswith("no:"):
+            disabled.append(argv[i + 1][3:])
+            i += 2
+            continue
+        if argv[i].startswith("-p=no:") or argv[i].startswith("-pno:"):
+            disabled.append(argv[i].split("no:", 1)[1])
+        i += 1
+    return disabled, debug
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    disabled, debug = _pre_scan(argv)
+    try:
+        parser, cli, plugins = build_parser(disabled)
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 0
+        args.disabled = tuple(disabled)
+        from .catalog import resolve_target
+
+        fn = resolve_target(cli.targets[args.command], f"command {args.command}")
+        code = fn(args)
+        return int(code or 0)
+    except KernelError as exc:
+        if debug or os.environ.get("KERNEL_DEBUG"):
+            traceback.print_exc()
+        print(f"kernel: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kernel: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def build_parser(disabled):
+    """The parser with every plugin's commands; a plugin whose hook raises is marked broken."""
+    from .plugins import load_plugins
+
+    parser = _Parser(prog="kernel", description="Compose, train and compare PyTorch workflows from plugins.",
+                     epilog="Run `kernel COMMAND --help` for a command's options.")
+    parser.add_argument("-p", dest="plugin_flags", action="append", default=[], metavar="no:NAME",
+                        help="disable a plugin for this call (also KERNEL_DISABLE_PLUGINS=a,b)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    cli = CLI(sub)
+    plugins = load_plugins(disabled)
+    caller = plugins.manager.hook.kernel_commands
+    for impl in reversed(caller.get_hookimpls()):
+        if plugins.infos.get(impl.plugin_name) and plugins.infos[impl.plugin_name].status != "loaded":
+            continue
+        cli.plugin = impl.plugin_name
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            plugins.mark_broken(impl.plugin_name, f"hook kernel_commands raised {type(exc).__name__}: {exc}",
+                                traceback.format_exc())
+    parser._commands = list(cli.targets)
+    return parser, cli, plugins
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The data side of a workflow: splits, transforms applied per sample, and the facts models ask for."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .errors import KernelError
+
+VALID_NAMES = ("valid", "val", "validation", "dev")
+
+
+class Subset(Dataset):
+    """Some items of a dataset, by index; keeps ``classes`` and the other attributes visible."""
+
+    def __init__(self, base, indices):
+        self.base, self.indices = base, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.base[self.indices[i]]
+
+    def __getattr__(self, name):  # data facts such as classes or sample_rate live on the base
+        if name in ("base", "indices") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+
+class Transformed(Dataset):
+    """A dataset whose inputs (and, for ``joint`` transforms, targets) pass through transforms."""
+
+    def __init__(self, base, transforms=(), target_transforms=()):
+        self.base, self.transforms, self.target_transforms = base, list(transforms), list(target_transforms)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        return apply(self.transforms, self.target_transforms, x, y)
+
+    def __getattr__(self, name):
+        if name in ("base", "transforms", "target_transforms") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+
+def apply(transforms, target_transforms, x, y):
+    for t in transforms:
+        if getattr(t, "joint", False):
+            x, y = t(x, y)
+        else:
+            x = t(x)
+    for t in target_transforms:
+        y = t(y)
+    return x, y
+
+
+def root(dataset):
+    """The dataset under any Subset/Transformed wrappers."""
+    while isinstance(dataset, (Subset, Transformed)):
+        dataset = dataset.base
+    return dataset
+
+
+def split_dataset(source, valid: float, test: float, fraction: float, seed: int) -> dict[str, Any]:
+    """Train/valid(/test) splits: the source's own when it has them, else a seeded random split."""
+    if isinstance(source, dict):
+        splits = {}
+        for key, ds in source.items():
+            name = "valid" if key in VALID_NAMES else key
+            splits[name] = ds
+        if "train" not in splits:
+            raise KernelError(f"the dataset returned splits {list(source)} but none is called 'train'")
+        if "valid" not in splits:
+            if "test" in splits and valid == 0:
+                splits["valid"] = splits.pop("test")
+            else:
+                parts = _random_split(splits["train"], valid, 0.0, seed)
+                splits["train"], splits["valid"] = parts["train"], parts["valid"]
+    else:
+        if not hasattr(source, "__getitem__") or not hasattr(source, "__len__"):
+            raise KernelError(f"a dataset must be map-style (len and indexing); got {type(source).__name__}")
+        splits = _random_split(source, valid, test, seed)
+    if fraction < 1.0:
+        g = torch.Generator().manual_seed(seed + 1)
+        for name, ds in list(splits.items()):
+            keep = max(1, int(round(len(ds) * fraction)))
+            splits[name] = Subset(ds, torch.randperm(len(ds), generator=g)[:keep].tolist())
+    for name, ds in splits.items():
+        if len(ds) == 0:
+            raise KernelError(f"the {name} split is empty; check dataset.split and dataset.fraction")
+    return splits
+
+
+def _random_split(ds, valid: float, test: float, seed: int) -> dict:
+    n = len(ds)
+    if n < 2:
+        raise KernelError(f"the dataset has {n} sample(s); at least 2 are needed to train and validate")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_valid = max(1, int(round(n * valid))) if valid > 0 else 0
+    n_test = int(round(n * test))
+    out = {"train": Subset(ds, order[n_valid + n_test:])}
+    if n_valid:
+        out["valid"] = Subset(ds, order[:n_valid])
+    if n_test:
+        out["test"] = Subset(ds, order[n_valid:n_valid + n_test])
+    return out
+
+
+def infer_facts(train, transforms, dataset_root) -> dict:
+    """Facts a model or metric may ask for by name, from the data and the fitted transforms."""
+    x, y = train[0]
+    facts: dict[str, Any] = {}
+    if isinstance(x, torch.Tensor):
+        facts["input_shape"] = tuple(x.shape)
+        if x.ndim >= 2:
+            facts["in_channels"] = int(x.shape[0])
+        facts["input_dtype"] = str(x.dtype).replace("torch.", "")
+    classes = getattr(dataset_root, "classes", None)
+    if classes is not None:
+        facts["classes"] = [str(c) for c in classes]
+    facts["task"] = infer_task(y)
+    if facts["task"] in ("multiclass", "binary"):
+        facts["num_classes"] = len(classes) if classes else count_classes(train, dataset_root)
+    elif facts["task"] == "multilabel":
+        facts["num_classes"] = int(torch.as_tensor(y).numel())
+    elif facts["task"] == "regression":
+        facts["num_classes"] = int(torch.as_tensor(y).numel())  # number of outputs
+    for t in transforms:
+        more = getattr(t, "facts", None)
+        if callable(more):
+            facts.update(more() or {})
+    return facts
+
+
+def infer_task(y) -> str:
+    """multiclass (integer labels), multilabel (0/1 vectors), regression (floats) or other."""
+    if isinstance(y, bool):
+        return "multiclass"
+    if isinstance(y, int):
+        return "multiclass"
+    if isinstance(y, float):
+        return "regression"
+    if isinstance(y, torch.Tensor):
+        if not y.is_floating_point() and not y.is_complex():
+            return "multiclass"  # scalars, or dense labels (segmentation masks)
+        if y.ndim == 1 and y.numel() > 1 and bool(((y == 0) | (y == 1)).all()):
+            return "multilabel"
+        return "regression"
+    if isinstance(y, dict):
+        return "detection" if "boxes" in y else "other"
+    return "other"
+
+
+def count_classes(train, dataset_root) -> int:
+    """max label + 1, from the dataset's ``targets`` when it has them, else by reading the split."""
+    targets = getattr(dataset_root, "targets", None)
+    if targets is not None:
+        return int(torch.as_tensor(targets).max()) + 1
+    return max(int(torch.as_tensor(train[i][1]).max()) for i in range(len(train))) + 1
+
+
+@dataclass
+class Data:
+    """Everything a trainer needs from the data: transformed splits, facts, collation."""
+
+    splits: dict[str, Any]
+    raw: dict[str, Any]
+    facts: dict = field(default_factory=dict)
+    tags: tuple = ()
+    collate_fn: Callable | None = None
+    fingerprint: str = ""
+    transforms: list = field(default_factory=list)
+    seed: int = 0
+
+    @property
+    def train(self):
+        return self.splits["train"]
+
+    @property
+    def valid(self):
+        return self.splits.get("valid")
+
+    @property
+    def classes(self):
+        return self.facts.get("classes")
+
+    def loader(self, split: str, batch_size: int, shuffle: bool | None = None, num_workers: int = 0,
+               pin_memory: bool = False, generator: torch.Generator | None = None, drop_last: bool = False):
+        ds = self.splits[split]
+        if shuffle is None:
+            shuffle = split == "train"
+        if shuffle and generator is None:
+            generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                          pin_memory=pin_memory, collate_fn=self.collate_fn, generator=generator,
+                          drop_last=drop_last, persistent_workers=num_workers > 0)
+
+    def batch(self, split: str = "train", size: int = 4):
+        """The first few samples of a split, collated: for dry runs, model graphs and exports."""
+        ds = self.splits[split]
+        items = [ds[i] for i in range(min(size, len(ds)))]
+        collate = self.collate_fn or torch.utils.data.default_collate
+        return collate(items)
+
+    def transform_states(self) -> list:
+        return [t.state_dict() if hasattr(t, "fit") and hasattr(t, "state_dict") else None
+                for t in self.transforms]
+
+
+def collate_from(dataset_root, transforms) -> Callable | None:
+    """The collate function a dataset or transform offers (the last transform that has one wins)."""
+    fn = getattr(dataset_root, "collate_fn", None)
+    for t in transforms:
+        fn = getattr(t, "collate_fn", None) or fn
+    return fn
+
+
+def fingerprint(spec: dict, splits: dict) -> str:
+    """A hash of the data recipe and of sampled content: runs are compared within one fingerprint."""
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
+    for name in sorted(splits):
+        ds = splits[name]
+        h.update(f"{name}:{len(ds)}".encode())
+        step = max(1, len(ds) // 8)
+        for i in range(0, len(ds), step)[:8]:
+            x, y = ds[i]
+            for part in (x, y):
+                h.update(_content_bytes(part))
+    return h.hexdigest()[:16]
+
+
+def _content_bytes(value) -> bytes:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().contiguous().numpy().tobytes()[:65536]
+    tobytes = getattr(value, "tobytes", None)
+    if callable(tobytes):
+        return tobytes()[:65536]
+    return repr(value).encode()[:65536]
+
+
+def forward(model, inputs):
+    """Call a model on a batch's inputs: a dict goes in as keywords, a tuple or list as arguments."""
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def to_device(obj, device, non_blocking: bool = False):
+    """Move tensors, possibly nested in dicts, lists and tuples, to a device."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=non_blocking)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device, non_blocking) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device, non_blocking) for v in obj)
+    return obj
+
+
+def batch_size_of(inputs) -> int:
+    if isinstance(inputs, torch.Tensor):
+        return int(inputs.shape[0])
+    if isinstance(inputs, dict):
+        return batch_size_of(next(iter(inputs.values())))
+    if isinstance(inputs, (list, tuple)):
+        return batch_size_of(inputs[0]) if inputs and not isinstance(inputs[0], (str, bytes)) else len(inputs)
+    return 1

@@ -1,0 +1,133 @@
+"""The hooks a plugin may implement: one documented function each.
+
+A plugin is a module (or object) named by an entry point in the group ``kernel``; its functions
+marked with :data:`kernel.hookimpl` and named as below are called by the kernel. Every component
+hook takes no argument and returns a list of :class:`kernel.Component`. Listing happens without
+building anything, so a hook must return quickly and must not import heavy libraries: targets are
+dotted strings, imported when a component is built.
+
+``docs/hooks.md`` is checked against this file by the test suite.
+"""
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("kernel")
+
+
+@hookspec
+def kernel_datasets():
+    """Return the datasets the plugin offers, as a list of ``Component``.
+
+    ``target(**params)`` returns a map-style ``torch.utils.data.Dataset`` whose items are
+    ``(input, target)`` pairs (the kernel splits it), or a dict of splits
+    ``{"train": ds, "valid": ds, "test": ds}``. Optional attributes on a dataset: ``classes``
+    (list of class names), ``targets`` (all labels, so the kernel need not load every sample to
+    count classes), ``collate_fn`` (for variable-length samples), and any *data fact* a model may
+    need by name (``sample_rate``, ...). A dataset that needs files says, when they are missing,
+    which files and where to put them (raise ``kernel.KernelError``).
+    """
+
+
+@hookspec
+def kernel_transforms():
+    """Return the transforms the plugin offers, as a list of ``Component``.
+
+    ``target(**params)`` returns a callable applied to a sample's input. A transform whose
+    ``joint`` attribute is true is called with ``(input, target)`` and returns both (detection
+    boxes, segmentation masks). A transform that must learn from data exposes ``fit(dataset)``; the
+    kernel calls it on the training split only (items already passed through the transforms before
+    it) and saves ``state_dict()`` with the run, restoring it with ``load_state_dict(state)``.
+    A transform may offer ``facts() -> dict`` (a vocabulary offers ``vocab_size`` and
+    ``padding_idx``; a normalisation offers ``normalize = {"mean": ..., "std": ...}``) and
+    ``collate_fn`` (padding variable-length inputs into a batch).
+    """
+
+
+@hookspec
+def kernel_models():
+    """Return the models the plugin offers, as a list of ``Component``.
+
+    ``target(**params)`` returns an ``nn.Module``. Parameters the user left unset are filled from
+    the *data facts* when the signature asks for them by name: ``num_classes``, ``in_channels``,
+    ``input_shape``, ``vocab_size``, ``padding_idx``, ``sample_rate``, ``classes``, and any
+    attribute of the dataset or fact of a fitted transform with the parameter's name.
+    """
+
+
+@hookspec
+def kernel_renderers():
+    """Return the renderers the plugin offers, as a list of ``Component``.
+
+    ``target(**params)`` returns an object with ``score(meta) -> float`` and
+    ``render(tensor, context) -> PIL.Image``. ``meta`` is a dict describing one tensor of a
+    sample: ``shape`` (tuple, no batch dimension), ``dtype`` (str), ``role`` ("input", "target" or
+    "prediction"), ``tags`` (the dataset's tags) and ``classes``. ``context`` is a dict with the
+    other tensors of the sample (``input``, ``target``, ``prediction``), the data ``facts`` and
+    ``normalize`` when a normalisation is known. For each tensor the kernel picks the renderer
+    with the highest score across all plugins; 0 means "cannot render this".
+    """
+
+
+@hookspec
+def kernel_analyzers():
+    """Return the analyzers the plugin offers, as a list of ``Component``.
+
+    ``target(**params)`` returns an object with ``start(info)``, ``update(batch)`` and
+    ``finish() -> kernel.Report``. ``info`` is a dict: ``splits`` (name -> size), ``classes``,
+    ``facts``, ``tags``. ``update`` receives ``{"split": name, "inputs": [...], "targets": [...]}``
+    with one tensor per sample (not stacked, so sizes may differ), for every split in turn.
+    An analyzer whose ``raw`` attribute is true sees the samples before the workflow's
+    transforms. Analyzers stream: they never hold the dataset.
+    """
+
+
+@hookspec
+def kernel_metrics():
+    """Return the metrics the plugin offers, as a list of ``Component``.
+
+    ``target(**params)`` returns an object with ``update(preds, target)``, ``compute()`` and
+    ``reset()`` (torchmetrics metrics qualify as they are). Parameters such as ``num_classes``
+    are filled from the data facts like a model's.
+    """
+
+
+@hookspec
+def kernel_trainers():
+    """Return the trainers the plugin offers, as a list of ``Component``.
+
+    ``target(**params)`` returns an object with ``fit(model, data, run) -> kernel.Result``:
+    ``data`` is a ``kernel.Data`` (splits, collate function, facts), ``run`` a ``kernel.Run``
+    (its directory, metric log, checkpoints and the callbacks' event dispatch).
+    """
+
+
+@hookspec
+def kernel_exporters():
+    """Return the exporters the plugin offers, as a list of ``Component``.
+
+    ``target(**params)`` returns an object with ``export(model, example, path) -> kernel.Artifact``
+    where ``example`` is one batch of inputs and ``path`` the file to write.
+    """
+
+
+@hookspec
+def kernel_callbacks():
+    """Return the callbacks the plugin offers, as a list of ``Component``.
+
+    ``target(**params)`` returns an object with ``on_<event>(run, state)`` methods for the
+    trainer's events: ``fit_start``, ``epoch_start``, ``batch_end``, ``validation_end``,
+    ``epoch_end``, ``fit_end``, ``exception``. Callbacks are registered as run-scoped plugins, so
+    the events are dispatched through pluggy. A callback may offer ``state_dict()`` and
+    ``load_state_dict(state)`` to be saved in checkpoints.
+    """
+
+
+@hookspec
+def kernel_commands(cli):
+    """Add sub-commands to the ``kernel`` command line. Returns nothing.
+
+    ``cli.command(name, target="module:function", help="...")`` returns an ``argparse`` parser to
+    which the plugin adds its arguments; ``target`` is imported only when the command runs, and is
+    called with the parsed ``argparse.Namespace``. Its return value is the exit code (``None`` is 0).
+    """

@@ -1,0 +1,247 @@
+"""Workflows: a TOML file, a dict or Python objects, validated into one model before anything is built.
+
+Every component spec is ``{use = NAME, params = {...}}``; keys beside ``use`` are parameters too
+(``{ use = "vision.Resize", size = 32 }``), moved into ``params`` so that errors and overrides
+always name ``...params.size``.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import KernelError
+
+_RESERVED = {"use", "params", "name"}
+
+
+class Spec(BaseModel):
+    """One component: which one (``use``) and its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    use: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSpec(Spec):
+    name: Optional[str] = None  # a label for the run; defaults to the component name
+
+
+class SplitSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    valid: float = Field(0.2, ge=0.0, lt=1.0)
+    test: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class DatasetSpec(Spec):
+    transforms: list[Spec] = Field(default_factory=list)
+    target_transforms: list[Spec] = Field(default_factory=list)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    fraction: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class TrainerSpec(Spec):
+    use: str = "kernel.supervised"
+
+
+class Workflow(BaseModel):
+    """A whole workflow: one dataset, its transforms, the models to train, the trainer."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "workflow"
+    seed: int = 0
+    dataset: DatasetSpec
+    models: list[ModelSpec] = Field(default_factory=list)
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    analyzers: Optional[list[Spec]] = None  # None: the defaults of every plugin that fits
+    renderers: dict[str, str] = Field(default_factory=dict)  # role -> renderer name override
+    callbacks: list[Spec] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    source: Optional[str] = Field(None, exclude=True)  # the file it came from
+
+    @field_validator("renderers")
+    @classmethod
+    def _roles(cls, value):
+        bad = set(value) - {"input", "target", "prediction"}
+        if bad:
+            raise ValueError(f"roles are input, target and prediction, not {', '.join(sorted(bad))}")
+        return value
+
+    # -- making ------------------------------------------------------------------------------
+    def __init__(self, **data):
+        try:
+            super().__init__(**normalize(data))
+        except ValidationError as exc:
+            raise WorkflowError(exc) from None
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str | None = None) -> "Workflow":
+        wf = cls(**data)
+        wf.source = source
+        return wf
+
+    @classmethod
+    def from_file(cls, path) -> "Workflow":
+        """Read a TOML workflow file."""
+        import tomllib
+
+        file = Path(path)
+        if not file.is_file():
+            raise KernelError(f"workflow file not found: {file}")
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise KernelError(f"{file}: malformed TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise KernelError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        return cls.from_dict(data, source=str(file))
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "Workflow":
+        """A copy with values set at dotted paths: ``{"trainer.params.epochs": 3}``."""
+        data = self.to_dict()
+        for path, value in overrides.items():
+            set_path(data, path, value)
+        return Workflow.from_dict(data, source=self.source)
+
+    def validate_components(self, catalog=None) -> "Workflow":
+        """Check every name and parameter against the catalog; raise one error listing all problems."""
+        from .validation import check_workflow
+
+        check_workflow(self, catalog)
+        return self
+
+    def run(self, **options):
+        """Train every model; returns :class:`kernel.Results`."""
+        from .runner import run_workflow
+
+        return run_workflow(self, **options)
+
+    def model_label(self, index: int) -> str:
+        spec = self.models[index]
+        return spec.name or spec.use.rsplit(".", 1)[-1].split(":")[-1]
+
+
+class WorkflowError(KernelError):
+    """Validation problems, each with the location it was found at."""
+
+    def __init__(self, problems):
+        if isinstance(problems, ValidationError):
+            problems = [(loc_to_path(e["loc"]), _message(e)) for e in problems.errors()]
+        self.problems = list(problems)
+        lines = [f"{loc or '(workflow)'}: {msg}" for loc, msg in self.problems]
+        super().__init__("invalid workflow:\n  " + "\n  ".join(lines) if len(lines) > 1
+                         else f"invalid workflow: {lines[0]}")
+
+
+def _message(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown setting"
+    if err["type"] == "missing":
+        return "required setting is missing"
+    return err["msg"]
+
+
+def loc_to_path(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
+    return out
+
+
+def normalize(data: dict) -> dict:
+    """Move keys beside ``use`` into ``params`` in every component spec."""
+    data = copy.deepcopy(dict(data))
+    ds = data.get("dataset")
+    if isinstance(ds, str):
+        ds = data["dataset"] = {"use": ds}
+    if isinstance(ds, dict):
+        _lift(ds, _DATASET_SECTIONS)
+        for key in ("transforms", "target_transforms"):
+            if isinstance(ds.get(key), list):
+                ds[key] = [_spec(t) for t in ds[key]]
+    if isinstance(data.get("models"), list):
+        data["models"] = [_spec(m) for m in data["models"]]
+    if isinstance(data.get("trainer"), dict):
+        _lift(data["trainer"], set())
+    for key in ("analyzers", "callbacks"):
+        if isinstance(data.get(key), list):
+            data[key] = [_spec(s) for s in data[key]]
+    return data
+
+
+def _spec(value):
+    if isinstance(value, str):
+        return {"use": value}
+    if isinstance(value, dict):
+        _lift(value, set())
+    return value
+
+
+def _lift(spec: dict, keep: set):
+    params = spec.get("params")
+    if params is not None and not isinstance(params, dict):
+        return  # let pydantic report the wrong type
+    params = dict(params or {})
+    for key in list(spec):
+        if key not in _RESERVED and key not in keep:
+            params[key] = spec.pop(key)
+    if params or "params" in spec:
+        spec["params"] = params
+
+
+_PATH = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_path(path: str) -> list:
+    parts = []
+    for name, index in _PATH.findall(path):
+        parts.append(int(index) if index else name)
+    if not parts:
+        raise KernelError(f"empty setting path {path!r}")
+    return parts
+
+
+def set_path(data: dict, path: str, value):
+    """Set ``value`` at a dotted path; ``models[0].dropout`` means ``models[0].params.dropout``."""
+    parts = parse_path(path)
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                size = len(node) if isinstance(node, list) else 0
+                raise KernelError(f"--set {path}: index {part} is out of range (there are {size})")
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise KernelError(f"--set {path}: {part!r} is not a table")
+            node = node.setdefault(part, [] if isinstance(nxt, int) else {})
+        sections = _DATASET_SECTIONS if (i == 0 and part == "dataset") else set()
+        if _is_spec(node) and isinstance(nxt, str) and nxt not in _RESERVED | sections:
+            node = node.setdefault("params", {})
+    if isinstance(node, list) and isinstance(parts[-1], int) and parts[-1] >= len(node):
+        raise KernelError(f"--set {path}: index {parts[-1]} is out of range (there are {len(node)})")
+    node[parts[-1]] = value
+
+
+_DATASET_SECTIONS = {"transforms", "target_transforms", "split", "fraction"}
+
+
+def _is_spec(node) -> bool:
+    return isinstance(node, dict) and "use" in node
+
+
+def parse_value(text: str):
+    """A ``--set`` value: TOML syntax when it parses (3, 0.1, true, [1, 2], "x"), else the plain string."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
