@@ -104,8 +104,8 @@ class Catalog:
             return Component(name, name, kind=kind or "", plugin="(import)")
         choices = self.names(kind) if kind else self.names()
         what = kind or "component"
-        raise KernelError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; "
-                          f"`kernel list {kind + 's' if kind else ''}` shows them all")
+        listing = f"kernel list {kind}s" if kind else "kernel list"
+        raise KernelError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; `{listing}` shows them all")
 
     def _looks_like_plugin_name(self, name: str) -> bool:
         # 'vision.resnt18' is a typo for a plugin's component, not a module path to import

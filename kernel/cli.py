@@ -36,8 +36,8 @@ class CLI:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own errors are user mistakes too: exit 2, no traceback
-        if "invalid choice" in message and "argument command" in message:
-            wrong = message.split("'")[1] if "'" in message else ""
+        if "invalid choice" in message and getattr(self, "_commands", None):
+            wrong = message.split("invalid choice: ")[1].split("'")[1] if "'" in message else ""
             choices = getattr(self, "_commands", [])
             message = f"unknown command {wrong!r}{did_you_mean(wrong, choices)}; see `kernel --help`"
         self.print_usage(sys.stderr)

@@ -1,0 +1,114 @@
+"""``kernel run``, ``kernel analyze`` and ``kernel render``: the verbs that take a workflow file."""
+from __future__ import annotations
+
+import json
+
+
+def _workflow_args(p):
+    p.add_argument("file", help="a workflow TOML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a setting, e.g. --set trainer.epochs=3 --set models[0].dropout=0.2")
+
+
+def register(cli):
+    p = cli.command("run", "kernel.commands.workflow:run_cmd", help="train every model of a workflow",
+                    description="Train every model of a workflow, one run each, and compare them.")
+    _workflow_args(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="build everything, pass one batch through each model, print the plan, train nothing")
+    p.add_argument("--parallel", type=int, default=1, metavar="N", help="train N models at once, in processes")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--json", action="store_true", help="print the plan or the results as JSON")
+    p = cli.command("analyze", "kernel.commands.workflow:analyze_cmd",
+                    help="run a workflow's analyzers over its data and write their reports")
+    _workflow_args(p)
+    p.add_argument("-o", "--output", help="folder for the reports (default: analysis/<workflow> in the workspace)")
+    p = cli.command("render", "kernel.commands.workflow:render_cmd",
+                    help="write PNGs of one sample through the chosen renderers")
+    _workflow_args(p)
+    p.add_argument("--index", type=int, default=0, help="the sample's index in the split")
+    p.add_argument("--split", default="train", help="train, valid or test")
+    p.add_argument("-o", "--output", help="folder for the PNGs (default: renders/<workflow> in the workspace)")
+
+
+def load_workflow(args):
+    from ..workflow import Workflow, parse_value
+
+    workflow = Workflow.from_file(args.file)
+    overrides = {}
+    for item in args.overrides:
+        path, sep, value = item.partition("=")
+        if not sep or not path.strip():
+            from ..errors import KernelError
+
+            raise KernelError(f"--set takes PATH=VALUE, e.g. trainer.epochs=3; got {item!r}")
+        overrides[path.strip()] = parse_value(value.strip())
+    return workflow.with_overrides(overrides) if overrides else workflow
+
+
+def _plan(args):
+    from ..build import prepare
+    from ..catalog import get_catalog
+
+    return prepare(load_workflow(args), get_catalog(tuple(args.disabled)))
+
+
+def run_cmd(args):
+    if args.dry_run:
+        from ..dryrun import describe_plan, print_plan
+
+        info = describe_plan(_plan(args))
+        if args.json:
+            print(json.dumps(info, indent=2, default=str))
+        else:
+            print_plan(info)
+        return 2 if any("error" in m for m in info["models"]) else 0
+    from ..runner import run_workflow
+
+    workflow = load_workflow(args)
+    results = run_workflow(workflow, parallel=args.parallel, quiet=args.quiet)
+    if args.json:
+        print(json.dumps(results.to_dict(), indent=2, default=str))
+    else:
+        results.print_summary()
+    return 0 if results.ok else 1
+
+
+def analyze_cmd(args):
+    from ..artifacts import workspace, write_reports
+
+    plan = _plan(args)
+    folder = args.output or workspace() / "analysis" / plan.workflow.name
+    reports = write_reports(plan, folder)
+    from ..console import console as make_console
+
+    console = make_console()
+    for name, report in reports:
+        console.print(f"[bold]{report.title}[/bold] ({name})")
+        for key, value in report.values.items():
+            console.print(f"  {key}: {value}", highlight=False)
+        for key, value in report.suggestions.items():
+            text = json.dumps(value, default=str)
+            console.print(f"  suggestion {key} = {text[:200]}", highlight=False)
+    console.print(f"reports written to {folder}")
+    return 0
+
+
+def render_cmd(args):
+    from ..artifacts import render_sample, workspace
+    from ..errors import KernelError
+    from pathlib import Path
+
+    plan = _plan(args)
+    if args.split not in plan.data.splits:
+        raise KernelError(f"--split {args.split!r}: the splits are {', '.join(plan.data.splits)}")
+    size = len(plan.data.splits[args.split])
+    if not 0 <= args.index < size:
+        raise KernelError(f"--index {args.index} is out of range: the {args.split} split has {size} samples")
+    folder = Path(args.output or workspace() / "renders" / plan.workflow.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for role, (name, image, _) in render_sample(plan, args.index, args.split).items():
+        path = folder / f"{args.split}_{args.index}_{role}.png"
+        image.save(path)
+        print(f"{role}: {path} (renderer {name})")
+    return 0

@@ -1,0 +1,103 @@
+"""``kernel run --dry-run``: build everything, pass one batch through each model, print the plan."""
+from __future__ import annotations
+
+from .errors import KernelError
+
+
+def describe_plan(plan) -> dict:
+    """The plan as data: dataset, facts, each model (parameters, output shape or error), renderers, defaults."""
+    import torch
+
+    from .artifacts import meta_for
+    from .data import batch_size_of, forward
+
+    data = plan.data
+    x, y = data.train[0]
+    info = {
+        "workflow": plan.workflow.name,
+        "dataset": {"use": plan.workflow.dataset.use, "fingerprint": data.fingerprint,
+                    "splits": {k: len(v) for k, v in data.splits.items()},
+                    "input": _shape(x), "target": _shape(y)},
+        "facts": {k: v for k, v in data.facts.items() if k != "classes"},
+        "classes": data.classes,
+        "models": [], "renderers": {}, "defaults": {}, "analyzers": [],
+    }
+    inputs, _ = data.batch("train", size=2)
+    for i, spec in enumerate(plan.workflow.models):
+        entry = {"name": plan.workflow.model_label(i), "use": spec.use}
+        try:
+            model, filled = plan.model(i)
+            entry["filled"] = {k: _short(v) for k, v in filled.items()}
+            entry["parameters"] = sum(p.numel() for p in model.parameters())
+            model.eval()
+            with torch.no_grad():
+                out = forward(model, inputs)
+            entry["output"] = _shape(out)
+            if isinstance(out, torch.Tensor) and out.ndim >= 1 and out.shape[0] != batch_size_of(inputs):
+                entry["warning"] = "the output's first dimension is not the batch size"
+            if "prediction" not in info["renderers"] and isinstance(out, torch.Tensor):
+                info["renderers"]["prediction"] = plan.renderer_for(meta_for(out[0], "prediction", plan))[0]
+        except KernelError as exc:
+            entry["error"] = str(exc)
+        except Exception as exc:  # a model that cannot take this data: say which and why
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        info["models"].append(entry)
+    for role, value in (("input", x), ("target", y)):
+        if isinstance(value, torch.Tensor) or isinstance(value, int):
+            info["renderers"][role] = plan.renderer_for(meta_for(value, role, plan))[0]
+    trainer = plan.trainer()
+    describe = getattr(trainer, "describe", None)
+    if callable(describe):
+        info["defaults"] = describe(data)
+    info["analyzers"] = [name for name, _ in plan.analyzers()]
+    return info
+
+
+def _shape(value):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return f"{tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_shape(v) for v in value]
+    return type(value).__name__ + (f" {value}" if isinstance(value, (int, float)) else "")
+
+
+def _short(value):
+    if isinstance(value, (list, tuple)) and len(value) > 8:
+        return f"[{len(value)} items]"
+    return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+
+def print_plan(info: dict, console=None):
+    from .console import console as make_console
+    from rich.table import Table
+
+    console = console or make_console()
+    ds = info["dataset"]
+    console.print(f"[bold]Plan for workflow {info['workflow']!r}[/bold] (dry run: nothing trained or written)")
+    splits = ", ".join(f"{k} {v}" for k, v in ds["splits"].items())
+    console.print(f"dataset {ds['use']}: {splits} samples; input {ds['input']}, target {ds['target']}; "
+                  f"fingerprint {ds['fingerprint']}", highlight=False)
+    facts = ", ".join(f"{k}={v}" for k, v in info["facts"].items())
+    console.print(f"facts: {facts}", highlight=False)
+    if info["classes"]:
+        names = info["classes"]
+        console.print("classes: " + ", ".join(names[:12]) + (f", ... ({len(names)})" if len(names) > 12 else ""))
+    table = Table(box=None, pad_edge=False, title=None)
+    for col in ("model", "use", "parameters", "output", "filled from data", "problem"):
+        table.add_column(col, overflow="fold")
+    for m in info["models"]:
+        filled = ", ".join(f"{k}={v}" for k, v in m.get("filled", {}).items())
+        params = f"{m['parameters']:,}" if "parameters" in m else ""
+        table.add_row(m["name"], m["use"], params, str(m.get("output", "")), filled,
+                      m.get("error") or m.get("warning", ""))
+    console.print(table)
+    if info["renderers"]:
+        console.print("renderers: " + ", ".join(f"{k} -> {v}" for k, v in info["renderers"].items()))
+    if info["defaults"]:
+        console.print("trainer: " + ", ".join(f"{k}={v}" for k, v in info["defaults"].items()), highlight=False)
+    if info["analyzers"]:
+        console.print("analyzers: " + ", ".join(info["analyzers"]))
