@@ -27,16 +27,16 @@ _LAZY = {
 }
 
 
-def catalog(disable: tuple = ()):
+def get_catalog(disable: tuple = ()):
     """The catalog of every installed component (see :class:`kernel.catalog.Catalog`)."""
-    from .catalog import get_catalog
+    from .catalog import get_catalog as _get
 
-    return get_catalog(tuple(disable))
+    return _get(tuple(disable))
 
 
 def create(name: str, **params):
     """Build any component by catalog name or import path: ``kernel.create("kernel.value_stats")``."""
-    return catalog().create(name, **params)
+    return get_catalog().create(name, **params)
 
 
 def __getattr__(name: str):
@@ -50,4 +50,4 @@ def __getattr__(name: str):
     return value
 
 
-__all__ = ["KINDS", "Component", "Report", "KernelError", "hookimpl", "catalog", "create", *_LAZY]
+__all__ = ["KINDS", "Component", "Report", "KernelError", "hookimpl", "get_catalog", "create", *_LAZY]

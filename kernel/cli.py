@@ -99,7 +99,7 @@ def build_parser(disabled):
     cli = CLI(sub)
     plugins = load_plugins(disabled)
     caller = plugins.manager.hook.kernel_commands
-    for impl in reversed(caller.get_hookimpls()):
+    for impl in caller.get_hookimpls():
         if plugins.infos.get(impl.plugin_name) and plugins.infos[impl.plugin_name].status != "loaded":
             continue
         cli.plugin = impl.plugin_name

@@ -45,7 +45,7 @@ class PluginSet:
         A plugin whose hook raises is marked broken and skipped, so the others still answer.
         """
         caller = getattr(self.manager.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order (pluggy itself calls the last first)
             name = impl.plugin_name
             if self.infos.get(name) and self.infos[name].status != "loaded":
                 continue

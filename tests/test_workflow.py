@@ -1,0 +1,117 @@
+"""Workflows from TOML, dicts and Python objects become one validated model; errors name their place."""
+from __future__ import annotations
+
+import pytest
+
+from kernel import KernelError
+from kernel.workflow import Workflow, WorkflowError, parse_value
+
+TOML = """
+name = "tiny"
+seed = 3
+
+[dataset]
+use = "kernel.synthetic"
+num_samples = 64
+shape = [4]
+split = { valid = 0.25 }
+
+[[models]]
+use = "kernel.mlp"
+hidden = 8
+
+[[models]]
+use = "kernel.linear"
+name = "lin"
+
+[trainer]
+epochs = 2
+optimizer = { use = "torch.optim.SGD", lr = 0.1 }
+"""
+
+
+def test_toml_dict_and_python_give_the_same_workflow(write_workflow):
+    from_file = Workflow.from_file(write_workflow(TOML))
+    from_dict = Workflow.from_dict({
+        "name": "tiny", "seed": 3,
+        "dataset": {"use": "kernel.synthetic", "params": {"num_samples": 64, "shape": [4]}, "split": {"valid": 0.25}},
+        "models": [{"use": "kernel.mlp", "params": {"hidden": 8}}, {"use": "kernel.linear", "name": "lin"}],
+        "trainer": {"epochs": 2, "optimizer": {"use": "torch.optim.SGD", "lr": 0.1}},
+    })
+    from kernel.workflow import DatasetSpec, ModelSpec, TrainerSpec
+    from_python = Workflow(name="tiny", seed=3,
+                           dataset=DatasetSpec(use="kernel.synthetic", params={"num_samples": 64, "shape": [4]},
+                                               split={"valid": 0.25}),
+                           models=[ModelSpec(use="kernel.mlp", params={"hidden": 8}),
+                                   ModelSpec(use="kernel.linear", name="lin")],
+                           trainer=TrainerSpec(params={"epochs": 2, "optimizer": {"use": "torch.optim.SGD", "lr": 0.1}}))
+    assert from_file.to_dict() == from_dict.to_dict() == from_python.to_dict()
+    assert from_file.models[0].params == {"hidden": 8}
+    assert from_file.model_label(1) == "lin" and from_file.model_label(0) == "mlp"
+
+
+def test_unknown_names_and_parameters_are_reported_with_their_location():
+    wf = Workflow(dataset={"use": "kernel.synthetic", "num_sampels": 10},
+                  models=[{"use": "kernel.mlp"}, {"use": "kernel.mlp", "params": {"dropuot": 0.1}},
+                          {"use": "kernel.mpl"}])
+    with pytest.raises(WorkflowError) as err:
+        wf.validate_components()
+    where = dict(err.value.problems)
+    assert "did you mean 'num_samples'" in where["dataset.params.num_sampels"]
+    assert "did you mean 'dropout'" in where["models[1].params.dropuot"]
+    assert "did you mean 'kernel.mlp'" in where["models[2].use"]
+
+
+def test_wrong_types_are_reported_with_the_expected_type():
+    wf = Workflow(dataset={"use": "kernel.synthetic"}, models=[{"use": "kernel.mlp", "hidden": "wide"}])
+    with pytest.raises(WorkflowError) as err:
+        wf.validate_components()
+    message = dict(err.value.problems)["models[0].params.hidden"]
+    assert "expected int" in message and "'wide'" in message
+
+
+def test_nested_component_specs_are_checked_too():
+    wf = Workflow(dataset={"use": "kernel.synthetic"}, models=[{"use": "kernel.mlp"}],
+                  trainer={"optimizer": {"use": "torch.optim.AdamW", "lrr": 0.1}})
+    with pytest.raises(WorkflowError) as err:
+        wf.validate_components()
+    assert "did you mean 'lr'" in dict(err.value.problems)["trainer.params.optimizer.lrr"]
+
+
+def test_structure_errors_come_from_the_model_with_locations():
+    with pytest.raises(WorkflowError) as err:
+        Workflow(dataset={"use": "kernel.synthetic", "split": {"valid": 1.5}}, models=[], colour="red")
+    locs = [loc for loc, _ in err.value.problems]
+    assert "dataset.split.valid" in locs and "colour" in locs
+
+
+def test_malformed_toml_names_the_file(write_workflow):
+    path = write_workflow("name = 'x'\n[dataset\nuse = 1\n")
+    with pytest.raises(KernelError, match="malformed TOML") as err:
+        Workflow.from_file(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(KernelError, match="not found: .*nope.toml"):
+        Workflow.from_file(tmp_path / "nope.toml")
+
+
+def test_overrides_use_the_paths_that_errors_use(write_workflow):
+    wf = Workflow.from_file(write_workflow(TOML))
+    changed = wf.with_overrides({"trainer.epochs": 5, "models[0].dropout": 0.2, "models[1].params.hidden": 3,
+                                 "dataset.split.valid": 0.5, "dataset.num_samples": 32, "seed": 9})
+    assert changed.trainer.params["epochs"] == 5
+    assert changed.models[0].params == {"hidden": 8, "dropout": 0.2}
+    assert changed.models[1].params == {"hidden": 3}
+    assert changed.dataset.split.valid == 0.5 and changed.dataset.params["num_samples"] == 32
+    assert changed.seed == 9
+    assert wf.trainer.params["epochs"] == 2  # the original is untouched
+    with pytest.raises(KernelError, match="out of range"):
+        wf.with_overrides({"models[5].dropout": 0.1})
+
+
+@pytest.mark.parametrize("text,value", [("3", 3), ("0.5", 0.5), ("true", True), ("[1, 2]", [1, 2]),
+                                        ('"x"', "x"), ("adamw", "adamw")])
+def test_set_values_are_read_as_toml(text, value):
+    assert parse_value(text) == value
