@@ -100,6 +100,11 @@ class Catalog:
             if kind and comp.kind != kind:
                 raise KernelError(f"{name!r} is a {comp.kind}, not a {kind}")
             return comp
+        prefix = name.split(".", 1)[0]
+        info = self.plugins.infos.get(prefix)
+        if info is not None and info.status != "loaded":
+            raise KernelError(f"unknown {kind or 'component'} {name!r}: plugin {prefix!r} ({info.distribution}) "
+                              f"is {info.status}" + (f": {info.error}" if info.error else "") + "; see `kernel plugins`")
         if is_import_path(name) and not self._looks_like_plugin_name(name):
             return Component(name, name, kind=kind or "", plugin="(import)")
         choices = self.names(kind) if kind else self.names()
@@ -185,6 +190,7 @@ def signature_params(fn: Callable) -> list[Param]:
 
 
 _SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments)\s*:?\s*$")
+_ENTRY = re.compile(r"^\**(\w+)\**(\s*\([^)]*\))?(\s*):\s*(.*)$")
 
 
 def param_docs(doc: str) -> dict[str, str]:
@@ -192,30 +198,39 @@ def param_docs(doc: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for m in re.finditer(r":param\s+(?:[\w\[\], ]+\s+)?(\w+):\s*(.+)", doc):
         found[m.group(1)] = m.group(2).strip()
-    lines = doc.splitlines()
-    in_section, current, indent = False, None, 0
-    for line in lines:
-        if _SECTION.match(line):
-            in_section, current = True, None
+    lines = doc.expandtabs().splitlines()
+    i = 0
+    while i < len(lines):
+        if not _SECTION.match(lines[i]):
+            i += 1
             continue
-        if not in_section:
-            continue
-        if re.match(r"^\s*-{3,}\s*$", line):  # numpy underline
-            continue
-        if not line.strip():
-            current = None
-            continue
-        lead = len(line) - len(line.lstrip())
-        m = re.match(r"^\s*\**(\w+)\**\s*(\([^)]*\))?\s*:\s*(.*)$", line) or \
-            re.match(r"^\s*(\w+)\s*()(?::\s*[^\n]*)?$", line)
-        if m and (current is None or lead <= indent):
-            if lead == 0 and re.match(r"^[A-Z][\w ]*:\s*$", line):  # next section
-                in_section = False
+        i += 1
+        if i < len(lines) and re.match(r"^\s*-{3,}\s*$", lines[i]):  # NumPy underline
+            i += 1
+        base, current = None, None
+        while i < len(lines):
+            line = lines[i]
+            if not line.strip():
+                i += 1
                 continue
-            current, indent = m.group(1), lead
-            found.setdefault(current, (m.group(3) or "").strip() if m.lastindex and m.lastindex >= 3 else "")
-        elif current is not None:
-            found[current] = (found.get(current, "") + " " + line.strip()).strip()
+            indent = len(line) - len(line.lstrip())
+            if base is None:
+                base = indent
+            if indent < base or (indent == base and i + 1 < len(lines) and re.match(r"^\s*-{3,}\s*$", lines[i + 1])):
+                break  # the section is over
+            m = _ENTRY.match(line.strip()) if indent == base else None
+            if m:
+                current = m.group(1)
+                numpy_style = bool(m.group(3))  # "name : type", the description follows below
+                found[current] = "" if numpy_style else m.group(4).strip()
+            elif indent == base and re.match(r"^\w+$", line.strip()):
+                current = line.strip()
+                found[current] = ""
+            elif current is not None and indent > base:
+                found[current] = (found[current] + " " + line.strip()).strip()
+            else:
+                break
+            i += 1
     return found
 
 

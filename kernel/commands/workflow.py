@@ -63,9 +63,9 @@ def run_cmd(args):
         else:
             print_plan(info)
         return 2 if any("error" in m for m in info["models"]) else 0
+    workflow = load_workflow(args)
     from ..runner import run_workflow
 
-    workflow = load_workflow(args)
     results = run_workflow(workflow, parallel=args.parallel, quiet=args.quiet)
     if args.json:
         print(json.dumps(results.to_dict(), indent=2, default=str))
