@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pluggy
 
-from .component import KINDS, Component, Report
+from .component import KINDS, Artifact, Component, Report
 from .errors import KernelError
 
 __version__ = "0.1.0"
@@ -19,7 +19,6 @@ _LAZY = {
     "Workflow": "kernel.workflow",
     "Data": "kernel.data",
     "Result": "kernel.training.result",
-    "Artifact": "kernel.component_types",
     "Run": "kernel.store",
     "RunStore": "kernel.store",
     "Results": "kernel.runner",
@@ -50,4 +49,4 @@ def __getattr__(name: str):
     return value
 
 
-__all__ = ["KINDS", "Component", "Report", "KernelError", "hookimpl", "get_catalog", "create", *_LAZY]
+__all__ = ["KINDS", "Artifact", "Component", "Report", "KernelError", "hookimpl", "get_catalog", "create", *_LAZY]

@@ -57,3 +57,12 @@ class Report:
         """The report as JSON-ready data (the figure is left out: it is saved as a PNG beside it)."""
         return {"title": self.title, "values": self.values, "table": self.table,
                 "suggestions": self.suggestions}
+
+
+@dataclass
+class Artifact:
+    """What an exporter wrote: the file, its format, and anything worth recording (checks passed, sizes)."""
+
+    path: str
+    format: str
+    metadata: dict = field(default_factory=dict)
