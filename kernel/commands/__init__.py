@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["kernel.commands.catalog", "kernel.commands.workflow"]
+MODULES = ["kernel.commands.catalog", "kernel.commands.workflow", "kernel.commands.plugins"]
 
 
 def register(cli):

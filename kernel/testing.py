@@ -1,0 +1,567 @@
+"""The conformance check for plugin authors, in the spirit of scikit-learn's ``check_estimator``.
+
+``check_plugin("acme")`` builds every component of the plugin with its defaults (or its
+``example=`` parameters) and exercises it against the plugin contract (``kernel/hookspecs.py``,
+``docs/hooks.md``); it returns a list of :class:`Finding` (empty: the plugin conforms).
+``kernel check-plugin acme`` prints the same findings. In a plugin's own tests::
+
+    from kernel.testing import assert_plugin_conforms
+    def test_conformance():
+        assert_plugin_conforms("acme")
+
+Components that need data (transforms, models, metrics, renderers, analyzers) are exercised on a
+dataset chosen like this: the ``"_dataset"`` key of the component's ``example`` (a workflow's
+``[dataset]`` table: ``{"use": "acme.reviews", "transforms": [...]}``) when there is one, else the
+plugin's own dataset sharing most tags with the component, else ``kernel.synthetic``.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .component import KINDS, Component, Report
+from .errors import KernelError, did_you_mean
+
+#: The trainer's events a callback may listen to with an ``on_<event>(run, state)`` method.
+EVENTS = ("fit_start", "epoch_start", "batch_end", "validation_end", "epoch_end", "fit_end", "exception")
+
+#: Libraries a plugin's hook module must not import: `kernel list` has to stay fast.
+HEAVY = ("torch", "torchvision", "torchaudio", "numpy", "scipy", "pandas", "sklearn", "matplotlib", "PIL",
+         "pydantic", "captum", "optuna", "onnx", "onnxruntime", "tokenizers", "transformers", "soundfile")
+
+#: The reserved ``example`` key naming the data a component is checked on (not passed to the target).
+DATASET_KEY = "_dataset"
+FALLBACK_DATASET = {"use": "kernel.synthetic", "params": {"num_samples": 64}}
+MAX_SAMPLES = 64  # per split, for analyzers: the check exercises the contract, not the statistics
+
+
+@dataclass
+class Finding:
+    """One way a plugin breaks the contract (``error``) or could not be fully checked (``warning``)."""
+
+    component: str  # a component name, or the plugin's name for plugin-wide findings
+    kind: str  # a component kind, or "plugin"
+    message: str
+    level: str = "error"
+
+    def __str__(self):
+        return f"{self.level}: {self.component} ({self.kind}): {self.message}"
+
+
+class Checker:
+    """Runs the checks for one plugin and collects the findings."""
+
+    def __init__(self, name: str, catalog=None):
+        from .catalog import get_catalog
+
+        self.name = name
+        self.catalog = catalog or get_catalog()
+        self.findings: list[Finding] = []
+        self._plans: dict[str, object] = {}
+        self.datasets: list[Component] = []  # the plugin's datasets that built and split
+
+    def add(self, comp, message: str, level: str = "error"):
+        name, kind = (comp.name, comp.kind) if isinstance(comp, Component) else (comp, "plugin")
+        self.findings.append(Finding(name, kind, message, level))
+
+    # -- the plugin as a whole -----------------------------------------------------------------
+    def run(self) -> list[Finding]:
+        infos = self.catalog.plugins.infos
+        info = infos.get(self.name)
+        if info is None:
+            raise KernelError(f"no plugin named {self.name!r}{did_you_mean(self.name, infos)}; "
+                              f"installed: {', '.join(sorted(infos))} (see `kernel plugins`)")
+        if info.status == "disabled":
+            raise KernelError(f"plugin {self.name!r} is disabled (KERNEL_DISABLE_PLUGINS or -p no:{self.name}); "
+                              f"enable it to check it")
+        self.check_hook_module()
+        self.check_hook_names()
+        if info.status == "broken":
+            self.add(self.name, f"the plugin is broken: {info.error}")
+            return self.findings
+        for name, owners in self.catalog.conflicts.items():
+            if self.name in owners:
+                dists = " and ".join(self.catalog.plugins.distribution(p) for p in owners)
+                self.add(name, f"the name is offered by both {dists}")
+        comps = [c for c in self.catalog.list() if c.plugin == self.name]
+        if not comps:
+            self.add(self.name, "the plugin offers no component", "warning")
+        prefix = self.name + "."
+        for comp in comps:
+            if not comp.name.startswith(prefix):
+                self.add(comp, f"component names are namespaced by the plugin: call it {prefix}...")
+        # datasets first: the other kinds are exercised on them
+        for comp in sorted(comps, key=lambda c: KINDS.index(c.kind)):
+            check = getattr(self, "check_" + comp.kind)
+            try:
+                target = self.catalog.target(comp)
+            except KernelError as exc:
+                self.add(comp, f"its target cannot be imported: {exc}")
+                continue
+            missing = required_params(target, params_of(comp), comp.kind)
+            if missing:
+                self.add(comp, f"not exercised: it needs {', '.join(missing)}; give the component "
+                               f"example={{{', '.join(repr(m) + ': ...' for m in missing)}}}", "warning")
+                continue
+            try:
+                check(comp)
+            except KernelError as exc:  # the component said clearly why it cannot be built here
+                self.add(comp, f"not exercised: {exc} (give it example= parameters, or "
+                               f"example={{'{DATASET_KEY}': ...}} to choose its data)", "warning")
+            except Exception as exc:
+                self.add(comp, f"{type(exc).__name__}: {exc}")
+        return self.findings
+
+    def plugin_module(self) -> str | None:
+        obj = self.catalog.plugins.manager.get_plugin(self.name)
+        if obj is None:
+            from importlib import metadata
+
+            eps = [ep for ep in metadata.entry_points(group="kernel") if ep.name == self.name]
+            return eps[0].value.split(":")[0] if eps else None
+        return obj.__name__ if inspect.ismodule(obj) else type(obj).__module__
+
+    def check_hook_module(self):
+        """Import the hook module and call its hooks in a fresh interpreter; no heavy library may load."""
+        module = self.plugin_module()
+        if module is None:
+            return
+        proc = subprocess.run([sys.executable, "-c", _PROBE, module, ",".join(HEAVY)],
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+            self.add(self.name, f"importing {module} and calling its hooks failed: {lines[-1] if lines else '?'}")
+            return
+        loaded = [m for m in proc.stdout.strip().split(",") if m]
+        if loaded:
+            self.add(self.name, f"importing {module} and calling its hooks imports {', '.join(loaded)}; "
+                                f"import heavy libraries inside the targets, not in the hook module")
+
+    def check_hook_names(self):
+        """A hook implementation whose name is not a hook (``kernel_model``) is silently never called."""
+        from . import hookspecs
+
+        obj = self.catalog.plugins.manager.get_plugin(self.name)
+        if obj is None:
+            return
+        specs = [n for n in dir(hookspecs) if n.startswith("kernel_")]
+        for caller in self.catalog.plugins.manager.get_hookcallers(obj) or []:
+            if caller.spec is None:
+                self.add(self.name, f"{caller.name} is not a hook{did_you_mean(caller.name, specs)}")
+
+    # -- data to exercise components on ------------------------------------------------------------
+    def plan_for(self, comp: Component, models=None):
+        """A built workflow plan (kernel.build.prepare) on the data this component is checked on."""
+        spec = self.dataset_spec(comp)
+        key = json.dumps([spec, models], sort_keys=True, default=str)
+        if key not in self._plans:
+            from .build import prepare
+            from .workflow import Workflow
+
+            workflow = Workflow(name=f"check-{self.name}", dataset=spec, models=models or [{"use": "kernel.linear"}],
+                                trainer={"use": "kernel.testing:no_trainer"}, analyzers=[])
+            self._plans[key] = prepare(workflow, self.catalog)
+        return self._plans[key]
+
+    def dataset_spec(self, comp: Component) -> dict:
+        example = dict(comp.example or {})
+        if DATASET_KEY in example:
+            spec = example[DATASET_KEY]
+            return {"use": spec} if isinstance(spec, str) else dict(spec)
+        wanted = set(comp.tags) - {"generic"}
+        best, best_score = None, 0
+        for ds in self.datasets:
+            score = len(wanted & set(ds.tags))
+            if score > best_score:
+                best, best_score = ds, score
+        if best is None and len(self.datasets) == 1 and not wanted:
+            best = self.datasets[0]
+        if best is None:
+            fallback = {"use": FALLBACK_DATASET["use"], "params": dict(FALLBACK_DATASET["params"])}
+            if "regression" in comp.tags and "classification" not in comp.tags:
+                fallback["params"]["task"] = "regression"
+            return fallback
+        return {"use": best.name, "params": params_of(best)}
+
+    # -- one check per kind -------------------------------------------------------------------------
+    def check_dataset(self, comp):
+        source = self.catalog.target(comp)(**params_of(comp))
+        splits = source if isinstance(source, dict) else {"(whole)": source}
+        if isinstance(source, dict) and not any(k == "train" for k in source):
+            self.add(comp, f"returned splits {list(source)}, but none is called 'train'")
+            return
+        for split, ds in splits.items():
+            where = f"split {split!r}: " if isinstance(source, dict) else ""
+            if not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__")):
+                self.add(comp, f"{where}returned a {type(ds).__name__}, not a map-style dataset (len and indexing)")
+                return
+            if len(ds) == 0:
+                self.add(comp, f"{where}the dataset is empty")
+                return
+            for index in {0, len(ds) - 1}:
+                item = ds[index]
+                if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                    self.add(comp, f"{where}item {index} is a {type(item).__name__}, not an (input, target) pair")
+                    return
+            classes = getattr(ds, "classes", None)
+            if classes is not None and not isinstance(classes, (list, tuple)):
+                self.add(comp, f"{where}classes is a {type(classes).__name__}, not a list of names")
+            targets = getattr(ds, "targets", None)
+            if targets is not None and len(targets) != len(ds):
+                self.add(comp, f"{where}targets has {len(targets)} labels for {len(ds)} samples")
+            collate = getattr(ds, "collate_fn", None)
+            if collate is not None and not callable(collate):
+                self.add(comp, f"{where}collate_fn is not callable")
+        before = len(self.findings)
+        plan = self.plan_for(Component(comp.name, comp.target, tags=comp.tags,
+                                       example={DATASET_KEY: {"use": comp.name, "params": params_of(comp)}}))
+        plan.data.batch("train", 2)  # the kernel must be able to make a batch of it
+        if len(self.findings) == before:
+            self.datasets.append(comp)
+
+    def check_transform(self, comp):
+        from . import data as D
+
+        transform = self.catalog.target(comp)(**params_of(comp))
+        if not callable(transform):
+            self.add(comp, f"built a {type(transform).__name__}, which is not callable")
+            return
+        plan = self.plan_for(comp)
+        train = plan.data.splits["train"]
+        if hasattr(transform, "fit"):
+            transform.fit(train)
+        x, y = train[0]
+        out = D.apply([transform], [], x, y)
+        if getattr(transform, "joint", False):
+            if not (isinstance(out, tuple) and len(out) == 2):
+                self.add(comp, "a joint transform must return (input, target)")
+                return
+        elif out[0] is None:
+            self.add(comp, "returned None for a sample")
+        facts = getattr(transform, "facts", None)
+        if callable(facts) and not isinstance(facts() or {}, dict):
+            self.add(comp, "facts() must return a dict")
+        if not hasattr(transform, "fit"):
+            return
+        for method in ("state_dict", "load_state_dict"):
+            if not callable(getattr(transform, method, None)):
+                self.add(comp, f"it has fit() but no {method}(): the fitted state cannot be saved with the run")
+                return
+        state = _through_checkpoint(transform.state_dict())
+        fresh = self.catalog.target(comp)(**params_of(comp))
+        fresh.load_state_dict(state)
+        if not same(D.apply([fresh], [], x, y), out):
+            self.add(comp, "after load_state_dict(state_dict()) a fresh transform gives another result "
+                           "than the fitted one")
+
+    def check_model(self, comp):
+        import torch
+
+        from .data import batch_size_of, forward
+
+        plan = self.plan_for(comp, models=[{"use": comp.name, "params": params_of(comp)}])
+        model, _ = plan.model(0)  # a KernelError unless it is an nn.Module
+        inputs, _ = plan.data.batch("train", 2)
+        model.eval()
+        with torch.no_grad():
+            out = forward(model, inputs)
+        if out is None:
+            self.add(comp, "the model returned None for a batch")
+        elif isinstance(out, torch.Tensor) and out.ndim >= 1 and out.shape[0] != batch_size_of(inputs):
+            self.add(comp, f"output shape {tuple(out.shape)} does not start with the batch size "
+                           f"{batch_size_of(inputs)}", "warning")
+
+    def check_metric(self, comp):
+        plan = self.plan_for(comp)
+        spec = {"use": comp.name, "params": params_of(comp)}
+        metric = plan.build(spec, "metric")
+        for method in ("update", "compute", "reset"):
+            if not callable(getattr(metric, method, None)):
+                self.add(comp, f"the metric has no {method}() method")
+                return
+        _, targets = plan.data.batch("train", 8)
+        right, wrong = predictions_for(targets, plan.data.facts)
+        if right is None:
+            self.add(comp, f"update() not exercised: no predictions can be made up for {plan.data.facts.get('task')} "
+                           f"targets", "warning")
+            return
+        metric.update(right, targets)
+        metric.compute()
+        metric.reset()
+        metric.update(wrong, targets)
+        after_reset = metric.compute()
+        fresh = plan.build(spec, "metric")
+        fresh.update(wrong, targets)
+        if not same(after_reset, fresh.compute()):
+            self.add(comp, "reset() does not clear the state: after reset() and one update() the value differs "
+                           "from a fresh metric's")
+
+    def check_renderer(self, comp):
+        from PIL import Image
+
+        try:
+            renderer = self.catalog.target(comp)()
+        except TypeError as exc:
+            self.add(comp, f"the kernel builds renderers without parameters, but this one needs some: {exc}")
+            return
+        for method in ("score", "render"):
+            if not callable(getattr(renderer, method, None)):
+                self.add(comp, f"the renderer has no {method}() method")
+                return
+        plan = self.plan_for(comp)
+        x, y = plan.data.splits["train"][0]
+        from .artifacts import meta_for
+
+        tensors = {"input": x, "target": y}
+        metas = [(meta_for(v, role, plan), v) for role, v in tensors.items() if _is_tensorlike(v)]
+        metas += [(m, None) for m in PROBE_METAS]
+        context = {**tensors, "facts": plan.data.facts, "classes": plan.data.classes,
+                   "normalize": plan.data.facts.get("normalize")}
+        rendered = 0
+        for meta, value in metas:
+            try:
+                score = renderer.score(meta)
+            except Exception as exc:
+                self.add(comp, f"score() raised {type(exc).__name__}: {exc} for {meta}; return 0 for "
+                               f"tensors it cannot draw")
+                continue
+            if not isinstance(score, (int, float)) or isinstance(score, bool) or score < 0:
+                self.add(comp, f"score() returned {score!r}; it must be a number >= 0")
+                continue
+            if score > 0 and value is not None:
+                import torch
+
+                image = renderer.render(torch.as_tensor(value), context)
+                if not isinstance(image, Image.Image):
+                    self.add(comp, f"render() returned a {type(image).__name__}, not a PIL.Image")
+                rendered += 1
+        if not rendered:
+            self.add(comp, f"render() not exercised: score() was 0 for every tensor of "
+                           f"{self.dataset_spec(comp)['use']}", "warning")
+
+    def check_analyzer(self, comp):
+        if comp.tags:  # tagged analyzers run by default, and the kernel builds those without parameters
+            try:
+                self.catalog.target(comp)()
+            except TypeError as exc:
+                self.add(comp, f"it is tagged {', '.join(comp.tags)}, so the kernel runs it by default, "
+                               f"building it without parameters, which fails: {exc}")
+                return
+        analyzer = self.catalog.target(comp)(**params_of(comp))
+        for method in ("start", "update", "finish"):
+            if not callable(getattr(analyzer, method, None)):
+                self.add(comp, f"the analyzer has no {method}() method")
+                return
+        plan = self.plan_for(comp)
+        data = plan.data
+        analyzer.start({"splits": {k: len(v) for k, v in data.splits.items()}, "classes": data.classes,
+                        "facts": data.facts, "tags": tuple(plan.dataset_tags)})
+        raw = bool(getattr(analyzer, "raw", False))
+        for split in data.splits:
+            ds = data.raw[split] if raw else data.splits[split]
+            items = [ds[i] for i in range(min(MAX_SAMPLES, len(ds)))]
+            analyzer.update({"split": split, "inputs": [x for x, _ in items], "targets": [y for _, y in items]})
+        report = analyzer.finish()
+        if not isinstance(report, Report):
+            self.add(comp, f"finish() returned a {type(report).__name__}, not a kernel.Report")
+            return
+        from .artifacts import _plain
+
+        json.dumps(report.to_dict(), default=_plain)
+        if report.figure is not None:
+            from PIL import Image
+
+            if not isinstance(report.figure, Image.Image):
+                self.add(comp, f"the report's figure is a {type(report.figure).__name__}, not a PIL.Image")
+
+    def check_trainer(self, comp):
+        trainer = self.catalog.target(comp)(**params_of(comp))
+        self._has_method(comp, trainer, "fit", 3)
+
+    def check_exporter(self, comp):
+        import torch
+
+        exporter = self.catalog.target(comp)(**params_of(comp))
+        if not self._has_method(comp, exporter, "export", 3):
+            return
+        plan = self.plan_for(comp, models=[{"use": "kernel.linear"}])
+        model, _ = plan.model(0)
+        inputs, _ = plan.data.batch("train", 2)
+        model.eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model"
+            with torch.no_grad():
+                artifact = exporter.export(model, inputs, path)
+            if artifact is None:
+                self.add(comp, "export() returned None; return a kernel.Artifact describing the file")
+            if not any(Path(tmp).iterdir()):
+                self.add(comp, f"export() wrote nothing at {path}")
+
+    def check_callback(self, comp):
+        callback = self.catalog.target(comp)(**params_of(comp))
+        handlers = [n for n in dir(callback) if n.startswith("on_") and callable(getattr(callback, n))]
+        if not handlers:
+            self.add(comp, f"the callback has no on_<event> method; events are: {', '.join(EVENTS)}")
+        for handler in handlers:
+            event = handler[3:]
+            if event not in EVENTS:
+                self.add(comp, f"{handler}: there is no event {event!r}{did_you_mean(event, EVENTS)}; "
+                               f"events are: {', '.join(EVENTS)}")
+            elif not _accepts(getattr(callback, handler), 2):
+                self.add(comp, f"{handler} must accept (run, state)")
+
+    def _has_method(self, comp, obj, method: str, arity: int) -> bool:
+        fn = getattr(obj, method, None)
+        if not callable(fn):
+            self.add(comp, f"built a {type(obj).__name__}, which has no {method}() method")
+            return False
+        if not _accepts(fn, arity):
+            self.add(comp, f"{method}() must accept {arity} arguments")
+            return False
+        return True
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+_PROBE = r"""
+import sys, importlib, argparse
+before = set(sys.modules)
+module = importlib.import_module(sys.argv[1])
+from kernel.component import KINDS
+for kind in KINDS:
+    hook = getattr(module, f"kernel_{kind}s", None)
+    if callable(hook):
+        hook()
+hook = getattr(module, "kernel_commands", None)
+if callable(hook):
+    from kernel.cli import CLI
+    hook(CLI(argparse.ArgumentParser().add_subparsers()))
+print(",".join(m for m in sys.argv[2].split(",") if m in sys.modules and m not in before))
+"""
+
+#: Tensors of other shapes a renderer is asked to score: score() must answer, not raise.
+PROBE_METAS = [
+    {"shape": (), "dtype": "int64", "role": "target", "tags": (), "classes": None},
+    {"shape": (10,), "dtype": "float32", "role": "prediction", "tags": (), "classes": None},
+    {"shape": (3, 32, 32), "dtype": "float32", "role": "input", "tags": ("vision",), "classes": None},
+    {"shape": (1, 16000), "dtype": "float32", "role": "input", "tags": ("audio",), "classes": None},
+    {"shape": (12,), "dtype": "int64", "role": "input", "tags": ("text",), "classes": None},
+]
+
+
+def no_trainer():
+    """Stands in for the trainer in the workflows the conformance check builds: nothing is trained."""
+    return None
+
+
+#: Parameters the kernel fills from the data facts for these kinds (see kernel.build.call_with_facts).
+FILLED_KINDS = ("model", "metric")
+
+
+def required_params(target, params: dict, kind: str) -> list[str]:
+    """Required parameters of a target that the example does not give (and the data cannot fill)."""
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return []
+    out = []
+    for name, p in sig.parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is not p.empty or name in params:
+            continue
+        if kind in FILLED_KINDS:
+            continue  # facts (num_classes, input_shape, ...) or dataset attributes may fill it
+        out.append(name)
+    return out
+
+
+def params_of(comp: Component) -> dict:
+    """The parameters a component is checked with: its example, less the reserved keys."""
+    return {k: v for k, v in (comp.example or {}).items() if k != DATASET_KEY}
+
+
+def predictions_for(targets, facts):
+    """Made-up (right, wrong) predictions for a batch of targets, shaped like a model's output."""
+    import torch
+
+    targets = torch.as_tensor(targets)
+    task = facts.get("task")
+    if task in ("multiclass", "binary"):
+        n = int(facts.get("num_classes") or int(targets.max()) + 1)
+        right = torch.nn.functional.one_hot(targets.long(), n).float()
+        if right.ndim > 2:  # dense labels (B, H, W) -> scores (B, C, H, W)
+            right = right.movedim(-1, 1)
+        wrong = torch.nn.functional.one_hot((targets.long() + 1) % n, n).float()
+        if wrong.ndim > 2:
+            wrong = wrong.movedim(-1, 1)
+        return right, wrong
+    if task in ("multilabel", "regression"):
+        right = targets.float()
+        return right, 1 - right if task == "multilabel" else right + 1
+    return None, None
+
+
+def same(a, b) -> bool:
+    """Equal values, looking into tensors, arrays, sequences and dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "shape") and hasattr(b, "shape"):
+        import torch
+
+        a, b = torch.as_tensor(a), torch.as_tensor(b)
+        return a.shape == b.shape and bool(torch.equal(a, b) or torch.allclose(a.double(), b.double(),
+                                                                                equal_nan=True))
+    return a == b
+
+
+def _through_checkpoint(state):
+    """The state as a checkpoint gives it back: saved, then loaded with weights_only=True."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    try:
+        return torch.load(buf, weights_only=True)
+    except Exception as exc:
+        raise AssertionError(f"state_dict() holds something a checkpoint cannot load with weights_only=True "
+                             f"(use plain data and tensors): {exc}") from None
+
+
+def _accepts(fn, count: int) -> bool:
+    try:
+        inspect.signature(fn).bind(*range(count))
+        return True
+    except TypeError:
+        return False
+    except ValueError:
+        return True  # no signature to read (builtins): assume it does
+
+
+def _is_tensorlike(value) -> bool:
+    return hasattr(value, "shape") or isinstance(value, (int, float))
+
+
+def check_plugin(name: str, catalog=None) -> list[Finding]:
+    """Check every component of the plugin ``name`` against the contract; returns the findings."""
+    return Checker(name, catalog).run()
+
+
+def assert_plugin_conforms(name: str, strict: bool = False):
+    """For a plugin's own tests: raise AssertionError listing the errors (and warnings, if strict)."""
+    findings = check_plugin(name)
+    bad = [f for f in findings if f.level == "error" or strict]
+    if bad:
+        raise AssertionError(f"plugin {name!r} does not conform:\n  " + "\n  ".join(map(str, bad)))
+    return findings
+
+
+def findings_as_dicts(findings) -> list[dict]:
+    return [asdict(f) for f in findings]
