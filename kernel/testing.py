@@ -264,8 +264,14 @@ class Checker:
 
         from .data import batch_size_of, forward
 
+        from .build import call_with_facts
+
         plan = self.plan_for(comp, models=[{"use": comp.name, "params": params_of(comp)}])
-        model, _ = plan.model(0)  # a KernelError unless it is an nn.Module
+        model, _ = call_with_facts(self.catalog.target(comp), params_of(comp), plan.data.facts, plan.data.train,
+                                   comp.name)
+        if not isinstance(model, torch.nn.Module):
+            self.add(comp, f"built a {type(model).__name__}, not a torch.nn.Module")
+            return
         inputs, _ = plan.data.batch("train", 2)
         model.eval()
         with torch.no_grad():

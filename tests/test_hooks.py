@@ -1,0 +1,446 @@
+"""One test per hook spec (tests/test_hooks_meta.py makes sure of it): each registers a real plugin
+(a module with an entry point in the group ``kernel``, found through a ``.dist-info`` on PYTHONPATH)
+and checks that the kernel uses what the hook returns as docs/hooks.md says, and that the
+conformance check (``kernel.testing``) accepts the plugin, or names what breaks the contract."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PRELUDE = """
+import json
+from kernel.build import prepare
+from kernel.testing import check_plugin
+from kernel.workflow import Workflow
+
+def plan(**workflow):  # nothing is trained in these tests: the check's stand-in trainer will do
+    return prepare(Workflow(name="t", trainer={"use": "kernel.testing:no_trainer"}, **workflow))
+
+def findings(name):
+    return [str(f) for f in check_plugin(name)]
+"""
+
+
+def in_kernel(env: dict, code: str):
+    """Run code in a fresh interpreter that sees the test plugin; returns the JSON it prints last."""
+    proc = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def workflow_file(tmp_path, text: str) -> Path:
+    path = tmp_path / "workflow.toml"
+    path.write_text(textwrap.dedent(text) + '\n[trainer]\nuse = "kernel.testing:no_trainer"\n')
+    return path
+
+
+DATASETS = """
+from kernel import Component, hookimpl
+
+class Pairs:
+    def __init__(self, size, offset=0.0):
+        self.size, self.offset, self.classes = size, offset, ["low", "high"]
+    def __len__(self):
+        return self.size
+    def __getitem__(self, i):
+        import torch
+        return torch.full((3,), i % 2 + self.offset), i % 2
+
+def splits(size: int = 30):
+    return {"train": Pairs(size), "test": Pairs(10, 0.5)}
+
+def no_pairs():
+    import torch
+    return torch.zeros(5, 3)  # indexing gives tensors, not (input, target) pairs
+
+@hookimpl
+def kernel_datasets():
+    return [Component("kds.pairs", "ktest_kds_plugin:splits", tags=("kds",)),
+            Component("kds.bad", "ktest_kds_plugin:no_pairs", tags=("kds",))]
+"""
+
+
+def test_hook_kernel_datasets(fake_plugin):
+    env = fake_plugin("kds", DATASETS)
+    out = in_kernel(env, """
+        p = plan(dataset={"use": "kds.pairs", "size": 20, "split": {"valid": 0}}, models=["kernel.linear"])
+        print(json.dumps({"splits": {k: len(v) for k, v in p.data.splits.items()},
+                          "classes": p.data.classes, "num_classes": p.data.facts["num_classes"],
+                          "findings": findings("kds")}))
+    """)
+    assert out["splits"] == {"train": 20, "valid": 10}  # the source's own splits, test used as valid
+    assert out["classes"] == ["low", "high"] and out["num_classes"] == 2
+    assert out["findings"] == ["error: kds.bad (dataset): item 0 is a Tensor, not an (input, target) pair"]
+
+
+TRANSFORMS = """
+import math
+from kernel import Component, hookimpl
+
+class Scale:
+    def __init__(self, factor: float = 1.0):
+        self.factor, self.seen, self.peak = factor, None, None
+    def fit(self, dataset):
+        self.seen = len(dataset)
+        self.peak = max(float(dataset[i][0].abs().max()) for i in range(len(dataset)))
+    def __call__(self, x):
+        return x * self.factor / self.peak
+    def facts(self):
+        return {"fitted_on": self.seen}
+    def state_dict(self):
+        return {"seen": self.seen, "peak": self.peak}
+    def load_state_dict(self, state):
+        self.seen, self.peak = state["seen"], state["peak"]
+
+class Forgetful(Scale):
+    def load_state_dict(self, state):
+        self.peak = 1.0  # drops the fitted state: a restored run would transform differently
+
+def flat(input_shape, fitted_on: int = 0, num_classes: int = 2):
+    import torch
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(math.prod(input_shape), num_classes))
+    model.fitted_on = fitted_on
+    return model
+
+@hookimpl
+def kernel_transforms():
+    return [Component("ktf.scale", "ktest_ktf_plugin:Scale"),
+            Component("ktf.forgetful", "ktest_ktf_plugin:Forgetful")]
+
+@hookimpl
+def kernel_models():
+    return [Component("ktf.flat", "ktest_ktf_plugin:flat")]
+"""
+
+
+def test_hook_kernel_transforms(fake_plugin):
+    env = fake_plugin("ktf", TRANSFORMS)
+    out = in_kernel(env, """
+        p = plan(dataset={"use": "kernel.synthetic", "num_samples": 50, "split": {"valid": 0.2},
+                          "transforms": [{"use": "ktf.scale", "factor": 2.0}]}, models=["ktf.flat"])
+        model, filled = p.model(0)
+        peak = max(float(p.data.splits[s][i][0].abs().max()) for s in ("train",) for i in range(40))
+        print(json.dumps({"fitted_on": p.data.facts["fitted_on"], "filled": filled["fitted_on"], "peak": peak,
+                          "findings": findings("ktf")}))
+    """)
+    assert out["fitted_on"] == 40 == out["filled"]  # fitted on the training split only, fact fed to the model
+    assert out["peak"] == pytest.approx(2.0)
+    assert len(out["findings"]) == 1 and out["findings"][0].startswith("error: ktf.forgetful (transform): after "
+                                                                       "load_state_dict(state_dict())")
+
+
+MODELS = """
+from kernel import Component, hookimpl
+
+def conv(in_channels, num_classes, width: int = 4):
+    import torch
+    return torch.nn.Sequential(torch.nn.Conv2d(in_channels, width, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(width, num_classes))
+
+def not_a_module(num_classes):
+    return lambda x: x
+
+@hookimpl
+def kernel_models():
+    # images, not the flat vectors kernel.synthetic makes by default: "_dataset" names the data to check on
+    return [Component("kmd.conv", "ktest_kmd_plugin:conv",
+                      example={"_dataset": {"use": "kernel.synthetic", "shape": [1, 5, 5]}}),
+            Component("kmd.lambda", "ktest_kmd_plugin:not_a_module")]
+"""
+
+
+def test_hook_kernel_models(fake_plugin, cli, tmp_path):
+    env = fake_plugin("kmd", MODELS)
+    path = workflow_file(tmp_path, """
+        [dataset]
+        use = "kernel.synthetic"
+        shape = [2, 8, 8]
+        num_samples = 40
+        [[models]]
+        use = "kmd.conv"
+        width = 6
+    """)
+    proc = cli("run", "--dry-run", "--json", path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    model = json.loads(proc.stdout)["models"][0]
+    assert model["filled"] == {"in_channels": 2, "num_classes": 4}
+    assert model["output"] == "(2, 4) float32" and model["parameters"] == 2 * 6 * 9 + 6 + 6 * 4 + 4
+    checked = json.loads(cli("check-plugin", "kmd", "--json", env=env).stdout)
+    assert [(f["component"], f["message"]) for f in checked["findings"]] == [
+        ("kmd.lambda", "built a function, not a torch.nn.Module")]
+
+
+RENDERERS = """
+from kernel import Component, hookimpl
+
+def squares(size: int = 12):
+    import torch
+    return [(torch.rand(3, 4, 4), i % 2) for i in range(size)]
+
+class Stripes:
+    def score(self, meta):
+        return 0.95 if meta["role"] == "input" and len(meta["shape"]) == 3 and "krd" in meta["tags"] else 0.0
+    def render(self, tensor, context):
+        from PIL import Image
+        return Image.new("RGB", (tensor.shape[-1] * 5, tensor.shape[-2] * 3))
+
+@hookimpl
+def kernel_datasets():
+    return [Component("krd.squares", "ktest_krd_plugin:squares", tags=("krd",))]
+
+@hookimpl
+def kernel_renderers():
+    return [Component("krd.stripes", "ktest_krd_plugin:Stripes", tags=("krd",))]
+"""
+
+
+def test_hook_kernel_renderers(fake_plugin, cli, tmp_path):
+    env = fake_plugin("krd", RENDERERS)
+    path = workflow_file(tmp_path, """
+        [dataset]
+        use = "krd.squares"
+        [[models]]
+        use = "kernel.linear"
+    """)
+    proc = cli("render", path, "--index", "1", "-o", tmp_path / "png", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "input: " in proc.stdout and "(renderer krd.stripes)" in proc.stdout  # the highest score wins
+    from PIL import Image
+
+    assert Image.open(tmp_path / "png" / "train_1_input.png").size == (20, 12)
+    assert json.loads(cli("check-plugin", "krd", "--json", env=env).stdout)["findings"] == []
+
+
+ANALYZERS = """
+from kernel import Component, Report, hookimpl
+
+def pairs(size: int = 50):
+    return [(float(i), i % 3) for i in range(size)]
+
+class AsTensor:
+    def __call__(self, x):
+        import torch
+        return torch.tensor([x])
+
+class Counter:
+    raw = True  # sees samples before the transforms: the plain floats
+    def start(self, info):
+        self.sizes, self.counts, self.kinds = info["splits"], {}, set()
+    def update(self, batch):
+        self.counts[batch["split"]] = self.counts.get(batch["split"], 0) + len(batch["inputs"])
+        self.kinds.update(type(x).__name__ for x in batch["inputs"])
+    def finish(self):
+        return Report("Counter", values={**self.counts, "kinds": sorted(self.kinds)},
+                      suggestions={"sizes": self.sizes})
+
+@hookimpl
+def kernel_datasets():
+    return [Component("kan.numbers", "ktest_kan_plugin:pairs", tags=("kan",))]
+
+@hookimpl
+def kernel_transforms():
+    return [Component("kan.as_tensor", "ktest_kan_plugin:AsTensor", tags=("kan",))]
+
+@hookimpl
+def kernel_analyzers():
+    return [Component("kan.counter", "ktest_kan_plugin:Counter", tags=("kan",))]
+"""
+
+
+def test_hook_kernel_analyzers(fake_plugin, cli, tmp_path):
+    env = fake_plugin("kan", ANALYZERS)
+    path = workflow_file(tmp_path, """
+        [dataset]
+        use = "kan.numbers"
+        transforms = [{ use = "kan.as_tensor" }]
+        [[models]]
+        use = "kernel.linear"
+    """)
+    proc = cli("analyze", path, "-o", tmp_path / "reports", env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "reports" / "kan.counter.json").read_text())  # ran by default: tags meet
+    assert report["values"] == {"train": 40, "valid": 10, "kinds": ["float"]}
+    assert report["suggestions"] == {"sizes": {"train": 40, "valid": 10}}
+    assert json.loads(cli("check-plugin", "kan", "--json", env=env).stdout)["findings"] == []
+
+
+METRICS = """
+from kernel import Component, hookimpl
+
+class Hits:
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self.reset()
+    def reset(self):
+        self.hits, self.total = 0, 0
+    def update(self, preds, target):
+        self.hits += int((preds.argmax(1) == target).sum())
+        self.total += len(target)
+    def compute(self):
+        return self.hits / max(1, self.total)
+
+class Sticky(Hits):
+    def reset(self):
+        if not hasattr(self, "hits"):
+            self.hits, self.total = 0, 0  # later resets forget to clear
+
+@hookimpl
+def kernel_metrics():
+    return [Component("kmt.hits", "ktest_kmt_plugin:Hits"), Component("kmt.sticky", "ktest_kmt_plugin:Sticky")]
+"""
+
+
+def test_hook_kernel_metrics(fake_plugin):
+    env = fake_plugin("kmt", METRICS)
+    out = in_kernel(env, """
+        p = plan(dataset={"use": "kernel.synthetic", "num_classes": 5}, models=["kernel.linear"])
+        print(json.dumps({"num_classes": p.build("kmt.hits", "metric").num_classes, "findings": findings("kmt")}))
+    """)
+    assert out["num_classes"] == 5  # filled from the data facts, like a model's
+    assert len(out["findings"]) == 1 and out["findings"][0].startswith("error: kmt.sticky (metric): reset() does "
+                                                                       "not clear the state")
+
+
+TRAINERS = """
+from kernel import Component, hookimpl
+
+class Loop:
+    def __init__(self, epochs: int = 1):
+        self.epochs = epochs
+    def describe(self, data):
+        return {"epochs": self.epochs, "train size": len(data.train)}
+    def fit(self, model, data, run):
+        return None
+
+@hookimpl
+def kernel_trainers():
+    return [Component("ktr.loop", "ktest_ktr_plugin:Loop")]
+"""
+
+
+def test_hook_kernel_trainers(fake_plugin, cli, tmp_path):
+    env = fake_plugin("ktr", TRAINERS)
+    path = tmp_path / "workflow.toml"
+    path.write_text(textwrap.dedent("""
+        [dataset]
+        use = "kernel.synthetic"
+        num_samples = 50
+        [[models]]
+        use = "kernel.linear"
+        [trainer]
+        use = "ktr.loop"
+        epochs = 3
+    """))
+    proc = cli("run", "--dry-run", "--json", path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["defaults"] == {"epochs": 3, "train size": 40}
+    bad = cli("run", "--dry-run", path, "--set", "trainer.epoch=3", env=env)
+    assert bad.returncode == 2 and "trainer.params.epoch" in bad.stderr  # its parameters are validated
+    assert json.loads(cli("check-plugin", "ktr", "--json", env=env).stdout)["findings"] == []
+
+
+EXPORTERS = """
+from kernel import Component, hookimpl
+
+class Weights:
+    def export(self, model, example, path):
+        import torch
+        from kernel import Artifact
+        torch.save(model.state_dict(), path)
+        return Artifact(str(path), "state_dict", {"batch": int(example.shape[0])})
+
+class Nothing:
+    def export(self, model, example, path):
+        return None
+
+@hookimpl
+def kernel_exporters():
+    return [Component("kex.weights", "ktest_kex_plugin:Weights"), Component("kex.nothing", "ktest_kex_plugin:Nothing")]
+"""
+
+
+def test_hook_kernel_exporters(fake_plugin, cli):
+    env = fake_plugin("kex", EXPORTERS)
+    listed = json.loads(cli("list", "exporters", "--json", env=env).stdout)
+    assert {"kex.weights", "kex.nothing"} <= {c["name"] for c in listed}
+    checked = json.loads(cli("check-plugin", "kex", "--json", env=env).stdout)
+    assert checked["ok"] is False
+    assert sorted(f["message"] for f in checked["findings"] if f["component"] == "kex.nothing") == [
+        "export() returned None; return a kernel.Artifact describing the file",
+        "export() wrote nothing at " + [f["message"] for f in checked["findings"]
+                                        if "wrote nothing" in f["message"]][0].split(" at ", 1)[1]]
+    assert not [f for f in checked["findings"] if f["component"] == "kex.weights"]
+
+
+CALLBACKS = """
+from kernel import Component, hookimpl
+
+class Tally:
+    def __init__(self, every: int = 1):
+        self.every, self.epochs = every, 0
+    def on_epoch_end(self, run, state):
+        self.epochs += 1
+
+class Typo:
+    def on_epoch_ended(self, run, state):
+        pass
+
+@hookimpl
+def kernel_callbacks():
+    return [Component("kcb.tally", "ktest_kcb_plugin:Tally"), Component("kcb.typo", "ktest_kcb_plugin:Typo")]
+"""
+
+
+def test_hook_kernel_callbacks(fake_plugin):
+    env = fake_plugin("kcb", CALLBACKS)
+    out = in_kernel(env, """
+        p = plan(dataset="kernel.synthetic", models=["kernel.linear"], callbacks=[{"use": "kcb.tally", "every": 2}])
+        (tally,) = p.callbacks()
+        tally.on_epoch_end(None, {})
+        print(json.dumps({"every": tally.every, "epochs": tally.epochs, "findings": findings("kcb")}))
+    """)
+    assert out["every"] == 2 and out["epochs"] == 1
+    (finding,) = out["findings"]
+    assert finding.startswith("error: kcb.typo (callback): on_epoch_ended: there is no event 'epoch_ended' "
+                              "(did you mean 'epoch_end'")
+    assert finding.endswith("events are: fit_start, epoch_start, batch_end, validation_end, epoch_end, fit_end, "
+                            "exception")
+
+
+COMMANDS = """
+from kernel import hookimpl
+
+@hookimpl
+def kernel_commands(cli):
+    p = cli.command("ktest-hello", "ktest_kcm_command:hello", help="greet someone")
+    p.add_argument("--name", default="world")
+"""
+
+COMMAND_MODULE = """
+import sys
+print("the command module was imported", file=sys.stderr)
+
+def hello(args):
+    print(f"hello {args.name}")
+    return 3
+"""
+
+
+def test_hook_kernel_commands(fake_plugin, cli):
+    env = fake_plugin("kcm", COMMANDS)
+    site = Path(env["PYTHONPATH"].split(os.pathsep)[0])
+    (site / "ktest_kcm_command.py").write_text(COMMAND_MODULE)
+    helped = cli("--help", env=env)
+    assert "ktest-hello" in helped.stdout and "greet someone" in helped.stdout
+    assert "was imported" not in helped.stderr  # listing commands imports none of them
+    ran = cli("ktest-hello", "--name", "Ada", env=env)
+    assert ran.stdout.strip() == "hello Ada" and ran.returncode == 3
+    assert json.loads(cli("check-plugin", "kcm", "--json", env=env).stdout)["findings"] == [
+        {"component": "kcm", "kind": "plugin", "message": "the plugin offers no component", "level": "warning"}]
