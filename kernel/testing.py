@@ -27,8 +27,7 @@ from pathlib import Path
 from .component import KINDS, Component, Report
 from .errors import KernelError, did_you_mean
 
-#: The trainer's events a callback may listen to with an ``on_<event>(run, state)`` method.
-EVENTS = ("fit_start", "epoch_start", "batch_end", "validation_end", "epoch_end", "fit_end", "exception")
+from .training.events import EVENTS  # the trainer's events: a callback listens with on_<event>(run, state)
 
 #: Libraries a plugin's hook module must not import: `kernel list` has to stay fast.
 HEAVY = ("torch", "torchvision", "torchaudio", "numpy", "scipy", "pandas", "sklearn", "matplotlib", "PIL",
