@@ -1,0 +1,250 @@
+"""Text classifiers over padded token ids.
+
+Every model is called as ``model(input_ids, padding_mask=None, lengths=None)`` (the batch dict of
+``text.vocab``'s collate function, passed as keywords) and returns class scores (batch, classes).
+``vocab_size``, ``num_classes`` and ``padding_idx`` come from the data facts; ``pretrained_vectors``
+too, when ``text.vocab`` was given a ``vectors_path``. Given only ``input_ids`` (a plain tensor),
+a model finds the padding from ``padding_idx``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from kernel import KernelError
+
+
+def _need(vocab_size, num_classes, who: str):
+    if vocab_size is None:
+        raise KernelError(f"{who} needs vocab_size: put a vocabulary in dataset.transforms "
+                          f"([{{ use = \"text.basic_english\" }}, {{ use = \"text.vocab\" }}]) or set it")
+    if num_classes is None:
+        raise KernelError(f"{who} needs num_classes: the dataset has no classes; set it")
+
+
+class TextClassifier(nn.Module):
+    """The common part: embedding (optionally pretrained), padding bookkeeping, a linear head."""
+
+    def __init__(self, vocab_size, num_classes, padding_idx, embed_dim, pretrained_vectors, freeze_embeddings,
+                 who):
+        super().__init__()
+        _need(vocab_size, num_classes, who)
+        self.padding_idx = padding_idx if padding_idx is not None else 0
+        if pretrained_vectors is not None:
+            weights = getattr(pretrained_vectors, "weights", pretrained_vectors)
+            weights = torch.as_tensor(weights, dtype=torch.float32)
+            if weights.shape[0] != vocab_size:
+                raise KernelError(f"{who}: pretrained_vectors has {weights.shape[0]} rows for a vocabulary of "
+                                  f"{vocab_size}")
+            embed_dim = int(weights.shape[1])  # the file decides the width
+        self.embed_dim = embed_dim
+        self.embedding = self.make_embedding(vocab_size, embed_dim)
+        if pretrained_vectors is not None:
+            with torch.no_grad():
+                self.embedding.weight.copy_(weights)
+            self.embedding.weight.requires_grad_(not freeze_embeddings)
+
+    def make_embedding(self, vocab_size, embed_dim):
+        return nn.Embedding(vocab_size, embed_dim, padding_idx=self.padding_idx)
+
+    def masks(self, input_ids, padding_mask, lengths):
+        """``(padding_mask, lengths)``, derived from the padding index when the batch does not carry them."""
+        if padding_mask is None:
+            padding_mask = input_ids == self.padding_idx
+        if lengths is None:
+            lengths = (~padding_mask).sum(1)
+        return padding_mask, lengths
+
+
+class EmbeddingBagClassifier(TextClassifier):
+    """The EmbeddingBag classifier of the PyTorch text tutorial: the mean of the token embeddings,
+    then one linear layer.
+
+    Args:
+        vocab_size: number of token ids (from the vocabulary).
+        num_classes: number of classes (from the dataset).
+        padding_idx: the padding id, left out of the mean (from the vocabulary).
+        embed_dim: width of the embeddings.
+        pretrained_vectors: starting embeddings (from text.vocab's vectors_path).
+        freeze_embeddings: keep pretrained embeddings fixed.
+    """
+
+    def __init__(self, vocab_size: int | None = None, num_classes: int | None = None, padding_idx: int | None = None,
+                 embed_dim: int = 64, pretrained_vectors=None, freeze_embeddings: bool = False):
+        super().__init__(vocab_size, num_classes, padding_idx, embed_dim, pretrained_vectors, freeze_embeddings,
+                         "text.embedding_bag")
+        self.fc = nn.Linear(self.embed_dim, num_classes)
+        if pretrained_vectors is None:  # the tutorial's initialisation
+            self.embedding.weight.data.uniform_(-0.5, 0.5)
+        self.fc.weight.data.uniform_(-0.5, 0.5)
+        self.fc.bias.data.zero_()
+
+    def make_embedding(self, vocab_size, embed_dim):
+        return nn.EmbeddingBag(vocab_size, embed_dim, mode="mean", padding_idx=self.padding_idx)
+
+    def forward(self, input_ids, padding_mask=None, lengths=None):
+        if padding_mask is not None:  # any id may pad; EmbeddingBag skips padding_idx
+            input_ids = input_ids.masked_fill(padding_mask, self.padding_idx)
+        return self.fc(self.embedding(input_ids))
+
+
+class CNNClassifier(TextClassifier):
+    """Convolutions of several widths over the embeddings, max over time, then a linear layer (Kim, 2014).
+
+    Args:
+        vocab_size: number of token ids (from the vocabulary).
+        num_classes: number of classes (from the dataset).
+        padding_idx: the padding id (from the vocabulary).
+        embed_dim: width of the embeddings.
+        kernel_sizes: widths of the convolutions, in tokens.
+        num_filters: filters per width.
+        dropout: dropout before the linear layer.
+        pretrained_vectors: starting embeddings (from text.vocab's vectors_path).
+        freeze_embeddings: keep pretrained embeddings fixed.
+    """
+
+    def __init__(self, vocab_size: int | None = None, num_classes: int | None = None, padding_idx: int | None = None,
+                 embed_dim: int = 128, kernel_sizes: tuple = (3, 4, 5), num_filters: int = 100, dropout: float = 0.5,
+                 pretrained_vectors=None, freeze_embeddings: bool = False):
+        super().__init__(vocab_size, num_classes, padding_idx, embed_dim, pretrained_vectors, freeze_embeddings,
+                         "text.cnn")
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.convs = nn.ModuleList(nn.Conv1d(self.embed_dim, num_filters, k) for k in self.kernel_sizes)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(num_filters * len(self.kernel_sizes), num_classes)
+
+    def forward(self, input_ids, padding_mask=None, lengths=None):
+        padding_mask, _ = self.masks(input_ids, padding_mask, lengths)
+        widest = max(self.kernel_sizes)
+        if input_ids.shape[1] < widest:  # short batches: pad so every convolution has one position
+            extra = widest - input_ids.shape[1]
+            input_ids = nn.functional.pad(input_ids, (0, extra), value=self.padding_idx)
+            padding_mask = nn.functional.pad(padding_mask, (0, extra), value=True)
+        x = self.embedding(input_ids).masked_fill(padding_mask.unsqueeze(-1), 0).transpose(1, 2)
+        pooled = [torch.relu(conv(x)).amax(dim=2) for conv in self.convs]
+        return self.fc(self.dropout(torch.cat(pooled, dim=1)))
+
+
+class RNNClassifier(TextClassifier):
+    """A recurrent encoder over packed sequences; the last hidden state of each direction is classified."""
+
+    cell = nn.LSTM
+    who = "text.rnn"
+
+    def __init__(self, vocab_size: int | None = None, num_classes: int | None = None, padding_idx: int | None = None,
+                 embed_dim: int = 128, hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True,
+                 dropout: float = 0.3, pretrained_vectors=None, freeze_embeddings: bool = False):
+        super().__init__(vocab_size, num_classes, padding_idx, embed_dim, pretrained_vectors, freeze_embeddings,
+                         self.who)
+        self.rnn = self.cell(self.embed_dim, hidden_size, num_layers=num_layers, batch_first=True,
+                             bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, input_ids, padding_mask=None, lengths=None):
+        _, lengths = self.masks(input_ids, padding_mask, lengths)
+        x = self.dropout(self.embedding(input_ids))
+        # an empty text still gets one step (over padding), so every sample has a final state
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        _, hidden = self.rnn(packed)
+        if isinstance(hidden, tuple):  # LSTM: (h, c)
+            hidden = hidden[0]
+        directions = 2 if self.rnn.bidirectional else 1
+        last = hidden.view(self.rnn.num_layers, directions, hidden.shape[1], hidden.shape[2])[-1]
+        return self.fc(self.dropout(torch.cat(list(last), dim=1)))
+
+
+class LSTMClassifier(RNNClassifier):
+    """An LSTM over the embeddings (packed, so padding is not read); optionally bidirectional.
+
+    Args:
+        vocab_size: number of token ids (from the vocabulary).
+        num_classes: number of classes (from the dataset).
+        padding_idx: the padding id (from the vocabulary).
+        embed_dim: width of the embeddings.
+        hidden_size: width of the hidden state, per direction.
+        num_layers: stacked layers.
+        bidirectional: read the text in both directions.
+        dropout: dropout on the embeddings, between layers and before the linear layer.
+        pretrained_vectors: starting embeddings (from text.vocab's vectors_path).
+        freeze_embeddings: keep pretrained embeddings fixed.
+    """
+
+    cell = nn.LSTM
+    who = "text.lstm"
+
+
+class GRUClassifier(RNNClassifier):
+    """A GRU over the embeddings (packed, so padding is not read); optionally bidirectional.
+
+    Args:
+        vocab_size: number of token ids (from the vocabulary).
+        num_classes: number of classes (from the dataset).
+        padding_idx: the padding id (from the vocabulary).
+        embed_dim: width of the embeddings.
+        hidden_size: width of the hidden state, per direction.
+        num_layers: stacked layers.
+        bidirectional: read the text in both directions.
+        dropout: dropout on the embeddings, between layers and before the linear layer.
+        pretrained_vectors: starting embeddings (from text.vocab's vectors_path).
+        freeze_embeddings: keep pretrained embeddings fixed.
+    """
+
+    cell = nn.GRU
+    who = "text.gru"
+
+
+def sinusoids(length: int, dim: int) -> torch.Tensor:
+    """The positional encoding of "Attention is all you need", for any length."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(length, dim)
+    pe[:, 0::2] = torch.sin(position * freq)
+    pe[:, 1::2] = torch.cos(position * freq[: dim // 2])
+    return pe
+
+
+class TransformerClassifier(TextClassifier):
+    """A small Transformer encoder: embeddings plus sinusoidal positions, self-attention that skips
+    padding, the mean over real tokens, then a linear layer.
+
+    Args:
+        vocab_size: number of token ids (from the vocabulary).
+        num_classes: number of classes (from the dataset).
+        padding_idx: the padding id (from the vocabulary).
+        embed_dim: model width (a multiple of num_heads).
+        num_heads: attention heads.
+        num_layers: encoder layers.
+        ff_dim: width of the feed-forward layers.
+        dropout: dropout inside the encoder and before the linear layer.
+        pretrained_vectors: starting embeddings (from text.vocab's vectors_path).
+        freeze_embeddings: keep pretrained embeddings fixed.
+    """
+
+    def __init__(self, vocab_size: int | None = None, num_classes: int | None = None, padding_idx: int | None = None,
+                 embed_dim: int = 64, num_heads: int = 4, num_layers: int = 2, ff_dim: int = 128,
+                 dropout: float = 0.1, pretrained_vectors=None, freeze_embeddings: bool = False):
+        super().__init__(vocab_size, num_classes, padding_idx, embed_dim, pretrained_vectors, freeze_embeddings,
+                         "text.transformer")
+        if self.embed_dim % num_heads:
+            raise KernelError(f"text.transformer: embed_dim ({self.embed_dim}) must be a multiple of num_heads "
+                              f"({num_heads})")
+        layer = nn.TransformerEncoderLayer(self.embed_dim, num_heads, ff_dim, dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(self.embed_dim, num_classes)
+
+    def forward(self, input_ids, padding_mask=None, lengths=None):
+        padding_mask, _ = self.masks(input_ids, padding_mask, lengths)
+        # a sample that is all padding would make attention divide by zero: let it see its first slot
+        padding_mask = padding_mask.clone()
+        padding_mask[:, 0] &= ~padding_mask.all(dim=1)
+        x = self.embedding(input_ids) * math.sqrt(self.embed_dim)
+        x = x + sinusoids(input_ids.shape[1], self.embed_dim).to(x.device, x.dtype)
+        x = self.encoder(self.dropout(x), src_key_padding_mask=padding_mask)
+        keep = (~padding_mask).unsqueeze(-1).to(x.dtype)
+        pooled = (x * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return self.fc(self.dropout(pooled))
