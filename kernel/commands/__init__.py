@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["kernel.commands.catalog", "kernel.commands.workflow", "kernel.commands.plugins"]
+MODULES = ["kernel.commands.catalog", "kernel.commands.workflow", "kernel.commands.plugins", "kernel.commands.runs"]
 
 
 def register(cli):

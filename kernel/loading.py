@@ -1,0 +1,104 @@
+"""``kernel.load(RUN)``: a finished run's model with its fitted transforms, data facts and samples.
+
+The model is rebuilt from ``run.json`` (component and parameters, facts already filled) and loaded
+from ``best.pt`` (else ``last.pt``); the transforms are rebuilt and given their fitted state, so
+:meth:`LoadedRun.predict` works without reading the dataset. :meth:`LoadedRun.samples` builds the
+dataset on first use.
+"""
+from __future__ import annotations
+
+from .errors import KernelError
+from .store import Run, RunStore
+
+
+class LoadedRun:
+    """``.model`` (eval mode), ``.transforms``, ``.facts``, ``.classes``, ``.info`` (run.json), ``.run``."""
+
+    def __init__(self, run: Run, checkpoint: str | None = None):
+        from .catalog import get_catalog
+        from .data import collate_from
+        from .training import checkpoint as ckpt
+
+        self.run, self.info = run, run.info
+        self.facts = dict(run.info.get("facts") or {})
+        self.classes = run.info.get("classes")
+        names = [checkpoint] if checkpoint else ["best.pt", "last.pt", "previous.pt"]
+        state = None
+        for name in names:
+            if (run.checkpoints / name).exists():
+                try:
+                    state = ckpt.load(run.checkpoints / name)
+                    self.checkpoint = name
+                    break
+                except ckpt.CheckpointError as exc:
+                    if checkpoint:
+                        raise
+                    print(f"kernel: warning: {exc}; trying the next checkpoint")
+        if state is None:
+            raise KernelError(f"run {run.id} has no usable checkpoint in {run.checkpoints}")
+        catalog = get_catalog()
+        spec = run.info["spec"]
+        comp = catalog.get(run.info["use"], "model")
+        self.model = catalog.target(comp)(**run.info.get("params", {}))
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+        ds = spec["dataset"]
+        self.transforms = [catalog.create(t["use"], "transform", **t.get("params", {})) for t in ds.get("transforms", [])]
+        for t, saved in zip(self.transforms, state.get("transforms") or []):
+            if saved is not None and hasattr(t, "load_state_dict"):
+                t.load_state_dict(saved)
+        self.collate_fn = collate_from(None, self.transforms)
+        self._plan = None
+
+    def __repr__(self):
+        return f"LoadedRun({self.run.id!r}, model={type(self.model).__name__}, checkpoint={self.checkpoint!r})"
+
+    @property
+    def plan(self):
+        """The run's workflow prepared again (dataset, splits, fitted transforms): built on first use."""
+        if self._plan is None:
+            from .build import prepare
+            from .workflow import Workflow
+
+            self._plan = prepare(Workflow.from_dict(self.info["spec"]))
+        return self._plan
+
+    @property
+    def data(self):
+        return self.plan.data
+
+    def samples(self, split: str = "valid", count: int = 8, raw: bool = False) -> list:
+        """The first ``count`` ``(input, target)`` pairs of a split, transformed (or ``raw``)."""
+        data = self.data
+        if split not in data.splits:
+            raise KernelError(f"split {split!r} does not exist; the splits are {', '.join(data.splits)}")
+        ds = (data.raw if raw else data.splits)[split]
+        return [ds[i] for i in range(min(count, len(ds)))]
+
+    def preprocess(self, inputs: list):
+        """Raw inputs -> one batch: the fitted transforms on each, then the collate function."""
+        import torch
+
+        from .data import apply
+
+        items = [apply(self.transforms, [], x, torch.tensor(0)) for x in inputs]
+        collate = self.collate_fn or torch.utils.data.default_collate
+        batch, _ = collate(items)
+        return batch
+
+    def predict(self, inputs, raw: bool = True):
+        """The model's outputs for a list of inputs (raw: the transforms are applied first) or one batch."""
+        import torch
+
+        from .data import forward, to_device
+
+        batch = self.preprocess(list(inputs)) if raw else inputs
+        device = next(self.model.parameters(), torch.empty(0)).device
+        with torch.no_grad():
+            return forward(self.model, to_device(batch, device))
+
+
+def load(ref, checkpoint: str | None = None, workspace=None) -> LoadedRun:
+    """A trained run by id (or unique prefix, or directory): model, transforms, facts, samples, predict."""
+    run = ref if isinstance(ref, Run) else RunStore(workspace).get(str(ref))
+    return LoadedRun(run, checkpoint)

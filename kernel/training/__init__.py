@@ -1,0 +1,1 @@
+"""The default trainer (``kernel.supervised``), its callbacks, checkpoints and event dispatch."""

@@ -1,0 +1,204 @@
+"""The built-in callbacks. Each is a run-scoped plugin: ``on_<event>(run, state)`` methods, and
+``state_dict``/``load_state_dict`` when it has state that a resumed run must get back."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+from . import checkpoint as ckpt
+
+
+class EarlyStopping:
+    """Stop when the monitored metric has not improved by ``min_delta`` for ``patience`` epochs.
+
+    Args:
+        patience: epochs without improvement before stopping.
+        min_delta: the smallest change that counts as an improvement.
+        monitor: the metric to watch, e.g. "valid/loss"; "auto" uses the trainer's.
+        mode: "min", "max" or "auto" (the trainer's).
+    """
+
+    def __init__(self, patience: int = 5, min_delta: float = 0.0, monitor: str = "auto", mode: str = "auto"):
+        self.patience, self.min_delta, self.monitor, self.mode = patience, min_delta, monitor, mode
+        self.best, self.wait = None, 0
+
+    def on_epoch_end(self, run, state):
+        monitor = state.monitor if self.monitor == "auto" else self.monitor
+        mode = state.mode if self.mode == "auto" else self.mode
+        value = state.metrics.get(monitor)
+        if value is None:
+            return
+        better = self.best is None or (value > self.best + self.min_delta if mode == "max"
+                                       else value < self.best - self.min_delta)
+        if better:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            run.request_stop(f"early stopping: {monitor} did not improve for {self.patience} epochs")
+
+    def state_dict(self):
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state):
+        self.best, self.wait = state["best"], state["wait"]
+
+
+class StopOnNaN:
+    """Fail the run when the loss becomes NaN or infinite (checked every ``check_every`` batches and each epoch).
+
+    Args:
+        check_every: batches between checks of the batch loss (each check waits for the device).
+    """
+
+    def __init__(self, check_every: int = 100):
+        self.filters = {"batch_end": {"every": check_every}}
+
+    def on_batch_end(self, run, state):
+        if state.loss is not None and not math.isfinite(float(state.loss)):
+            run.request_stop(f"the loss became {float(state.loss)} at epoch {state.epoch}, step {state.step}",
+                             status="failed")
+
+    def on_epoch_end(self, run, state):
+        for key in ("train/loss", "valid/loss"):
+            value = state.metrics.get(key)
+            if value is not None and not math.isfinite(value):
+                run.request_stop(f"{key} became {value} at epoch {state.epoch}", status="failed")
+                return
+
+
+class Checkpoint:
+    """Write ``checkpoints/last.pt`` every epoch (the one before kept as ``previous.pt``) and
+    ``best.pt`` when the monitored metric improves."""
+
+    def on_epoch_end(self, run, state):
+        if state.stop is not None and state.stop[0] == "failed":
+            return  # keep the last good weights
+        folder = run.checkpoints
+        last = folder / "last.pt"
+        if last.exists():
+            last.replace(folder / "previous.pt")
+        ckpt.save(last, state.snapshot())
+        if state.improved:
+            from ..store import write_atomic
+
+            write_atomic(folder / "best.pt", last.read_bytes())
+
+
+class TensorBoard:
+    """TensorBoard event files in ``tensorboard/``: scalars per epoch, hyper-parameters, the model graph
+    and a grid of sample inputs.
+
+    Args:
+        graph: trace the model once to draw its graph.
+        images: log a grid of training inputs when they look like images.
+    """
+
+    def __init__(self, graph: bool = True, images: bool = True):
+        self.graph, self.images, self.writer = graph, images, None
+
+    def on_fit_start(self, run, state):
+        import torch
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run.dir / "tensorboard"),
+                                    purge_step=state.epochs_done + 1 if state.resumed else None)
+        if state.resumed:
+            return
+        inputs, _ = state.data.batch("train", size=16)
+        with torch.random.fork_rng(devices=[]):
+            if self.images and isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[1] in (1, 3):
+                x = inputs.float()
+                x = (x - x.min()) / (x.max() - x.min() + 1e-8)
+                self.writer.add_images("samples/train", x, 0)
+            if self.graph:
+                from ..data import to_device
+
+                was = state.model.training
+                state.model.eval()
+                try:
+                    self.writer.add_graph(state.model, to_device(inputs, state.device))
+                except Exception:
+                    pass  # not every model can be traced; the graph is a nicety
+                state.model.train(was)
+
+    def on_epoch_end(self, run, state):
+        for key, value in state.metrics.items():
+            self.writer.add_scalar(key, value, state.epoch)
+        self.writer.add_scalar("lr", state.optimizer.param_groups[0]["lr"], state.epoch)
+        self.writer.flush()
+
+    def on_fit_end(self, run, state):
+        hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                   for k, v in {**run.info.get("params", {}), **state.config}.items()}
+        best = {f"best/{k}": v for k, v in state.best.items() if isinstance(v, (int, float))}
+        try:
+            self.writer.add_hparams(hparams, best, run_name="hparams")
+        except Exception:
+            pass
+        self.writer.close()
+
+    def on_exception(self, run, state):
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Progress:
+    """Progress bars with ETA and live loss and metrics on a terminal; plain periodic lines otherwise.
+
+    Args:
+        refresh: seconds between updates of a bar.
+        every: seconds between plain lines within an epoch when not on a terminal.
+    """
+
+    def __init__(self, refresh: float = 0.25, every: float = 30.0):
+        self.refresh, self.every, self.bar, self.last = refresh, every, None, 0.0
+
+    def on_fit_start(self, run, state):
+        from rich.console import Console
+
+        self.console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+        self.label = run.info.get("model", run.id)
+        if sys.stderr.isatty() and os.environ.get("KERNEL_PROGRESS") != "lines":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, \
+                TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           TimeRemainingColumn(), TextColumn("{task.fields[live]}"), console=self.console,
+                           transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("", total=state.batches, live="")
+        self.last = time.monotonic()
+
+    def on_epoch_start(self, run, state):
+        self.t0 = time.monotonic()
+        if self.bar is not None:
+            self.bar.reset(self.task, total=state.batches, description=f"{self.label} epoch {state.epoch}/{state.epochs}",
+                           live="")
+
+    def on_batch_end(self, run, state):
+        now = time.monotonic()
+        if self.bar is not None and now - self.last >= self.refresh:
+            self.bar.update(self.task, completed=state.batch + 1, live=f"loss {float(state.loss):.4g}")
+            self.last = now
+        elif self.bar is None and now - self.last >= self.every:
+            self.console.print(f"{self.label} epoch {state.epoch}/{state.epochs} batch {state.batch + 1}/"
+                               f"{state.batches} loss {float(state.loss):.4g}")
+            self.last = now
+
+    def on_epoch_end(self, run, state):
+        values = "  ".join(f"{k} {v:.4g}" for k, v in state.metrics.items())
+        mark = " *" if state.improved else ""
+        self.console.print(f"{self.label} epoch {state.epoch}/{state.epochs}  {values}  "
+                           f"({time.monotonic() - self.t0:.1f}s){mark}")
+        self.last = time.monotonic()
+
+    def on_fit_end(self, run, state):
+        if self.bar is not None:
+            self.bar.stop()
+        self.console.print(f"{self.label}: {run.info['status']}" + (f" ({run.info['reason']})" if run.info.get('reason')
+                                                                     else ""))
+
+    on_exception = lambda self, run, state: self.bar.stop() if self.bar is not None else None  # noqa: E731

@@ -1,0 +1,101 @@
+"""Checkpoints: plain ``torch.save`` files, written atomically, with a checksum of their content.
+
+A checkpoint is ``{"format": 1, "checksum": sha256, "state": {...}}`` where the checksum covers every
+tensor's bytes and every other value of ``state``. It is read with ``torch.load(weights_only=True)``
+(a checkpoint cannot run code) and the checksum is checked, so a truncated or altered file is
+refused with a clear error; :func:`load_newest` then falls back to the newest good one.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import KernelError
+
+NAMES = ("last.pt", "previous.pt", "best.pt")
+
+
+class CheckpointError(KernelError):
+    pass
+
+
+def digest(obj) -> str:
+    h = hashlib.sha256()
+    _feed(h, obj)
+    return h.hexdigest()
+
+
+def _feed(h, obj):
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, dict):
+        h.update(b"{")
+        for k, v in obj.items():
+            h.update(repr(k).encode())
+            _feed(h, v)
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[" if isinstance(obj, list) else b"(")
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    else:
+        h.update(repr(obj).encode())
+
+
+def save(path, state: dict):
+    """Write ``state`` to ``path`` atomically: temporary file, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save({"format": 1, "checksum": digest(state), "state": state}, buffer)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load(path, map_location="cpu") -> dict:
+    """The state saved in ``path``; CheckpointError when it is missing, truncated or altered."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} is damaged or truncated ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(data, dict) or "state" not in data or "checksum" not in data:
+        raise CheckpointError(f"{path} is not a kernel checkpoint")
+    if digest(data["state"]) != data["checksum"]:
+        raise CheckpointError(f"checkpoint {path} is damaged: its checksum does not match its content")
+    return data["state"]
+
+
+def load_newest(folder, names=NAMES) -> tuple[dict, Path, list[str]]:
+    """The good checkpoint of ``folder`` that is furthest along; also the problems met on the way."""
+    problems, best = [], None
+    for name in names:
+        path = Path(folder) / name
+        if not path.exists():
+            continue
+        try:
+            state = load(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        key = (state.get("epoch", 0), state.get("batches_done", 0))
+        if best is None or key > best[0]:
+            best = (key, state, path)
+    if best is None:
+        detail = ("; ".join(problems)) if problems else "no checkpoint was written yet"
+        raise CheckpointError(f"no usable checkpoint in {folder}: {detail}")
+    return best[1], best[2], problems
