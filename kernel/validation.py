@@ -36,14 +36,15 @@ def check_workflow(workflow, catalog: Catalog | None = None):
         raise WorkflowError(problems)
 
 
-def check_spec(catalog: Catalog, kind: str | None, use: str, params: dict, where: str, problems: list):
+def check_spec(catalog: Catalog, kind: str | None, use: str, params: dict, where: str, problems: list,
+               params_where: str | None = None):
     try:
         comp = catalog.get(use, kind)
         target = catalog.target(comp)
     except KernelError as exc:
         problems.append((f"{where}.use", str(exc)))
         return
-    check_params(target, params, f"{where}.params", problems, catalog)
+    check_params(target, params, params_where or f"{where}.params", problems, catalog)
 
 
 def check_params(target, params: dict, where: str, problems: list, catalog: Catalog):
@@ -61,7 +62,8 @@ def check_params(target, params: dict, where: str, problems: list, catalog: Cata
             continue
         if isinstance(value, dict) and "use" in value:
             nested = {k: v for k, v in value.items() if k not in ("use", "params")} | dict(value.get("params") or {})
-            check_spec(catalog, None, value["use"], nested, loc, problems)
+            # a nested spec is written inline ({use = "torch.optim.AdamW", lr = 0.1}): errors say so
+            check_spec(catalog, None, value["use"], nested, loc, problems, params_where=loc)
             continue
         message = type_problem(param.annotation, value)
         if message:

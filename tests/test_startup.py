@@ -13,7 +13,10 @@ import sys, io, contextlib
 from kernel.cli import main
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
-    code = main({argv!r})
+    try:
+        code = main({argv!r})
+    except SystemExit as exc:  # argparse ends --help this way
+        code = exc.code
 heavy = sorted(m for m in {heavy!r} if m in sys.modules)
 print("CODE", code, "HEAVY", ",".join(heavy))
 """
