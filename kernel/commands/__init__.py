@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["kernel.commands.catalog", "kernel.commands.workflow", "kernel.commands.plugins", "kernel.commands.runs"]
+MODULES = ["kernel.commands.catalog", "kernel.commands.workflow", "kernel.commands.plugins", "kernel.commands.runs",
+           "kernel.commands.report"]
 
 
 def register(cli):

@@ -1,0 +1,102 @@
+"""``kernel report`` (one offline HTML file comparing runs) and ``kernel dashboard`` (the same page, live)."""
+from __future__ import annotations
+
+
+def register(cli):
+    p = cli.command("report", "kernel.commands.report:report_cmd",
+                    help="write one self-contained HTML file comparing runs",
+                    description="Write one HTML file that opens offline: curves of every run overlaid, a sortable "
+                                "table of runs, parameters against the metric, the dataset's reports and samples, "
+                                "the best run's confusion matrix. Without RUN or --workflow: the runs of the "
+                                "workflow trained last.")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run ids, unique id prefixes or run directories")
+    p.add_argument("--workflow", help="every run of this workflow")
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
+    p.add_argument("--metric", help="the metric to compare runs by (default: the runs' monitor, e.g. valid/accuracy)")
+    p.add_argument("--title", help="the page's title")
+    p = cli.command("dashboard", "kernel.commands.report:dashboard_cmd",
+                    help="serve a live page of the run store's runs",
+                    description="Serve the report's page live from the run store: new epochs appear as runs train. "
+                                "Read-only unless --allow-control, which adds stop and resume buttons.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8787, help="port (default: 8787; 0 picks a free one)")
+    p.add_argument("--allow-control", action="store_true", help="allow stopping and resuming runs from the page")
+    p.add_argument("--metric", help="the metric to compare runs by (default: the runs' monitor)")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+
+
+def _store_root():
+    from ..artifacts import workspace
+
+    return workspace() / "runs"
+
+
+def select_runs(root, refs, workflow):
+    """The runs a report covers: those named, those of ``workflow``, or those of the last-trained workflow."""
+    from ..errors import KernelError, did_you_mean
+    from ..report.runs import StoreReader, resolve_runs
+
+    if refs:
+        runs = resolve_runs(root, refs)
+        return [r for r in runs if not workflow or r.info.get("workflow") == workflow] or runs
+    runs = StoreReader(root).scan()
+    if not runs:
+        raise KernelError(f"no runs in {root}; train some first (`kernel run WORKFLOW.toml`), "
+                          "or set KERNEL_HOME to the workspace that holds them")
+    if workflow is None:
+        workflow = runs[-1].info.get("workflow")  # scan() is oldest first
+    chosen = [r for r in runs if r.info.get("workflow") == workflow]
+    if not chosen:
+        known = sorted({str(r.info.get("workflow")) for r in runs})
+        raise KernelError(f"no runs of workflow {workflow!r} in {root}{did_you_mean(workflow, known)}; "
+                          f"workflows with runs: {', '.join(known)}")
+    return chosen
+
+
+def report_cmd(args):
+    from pathlib import Path
+
+    from ..errors import KernelError
+    from ..report.html import report_html
+    from ..store import write_atomic
+
+    runs = select_runs(_store_root(), args.runs, args.workflow)
+    page = report_html(runs, metric=args.metric, title=args.title)
+    out = Path(args.output)
+    if out.is_dir():
+        raise KernelError(f"-o {out}: is a folder; give a file name such as {out / 'report.html'}")
+    if not out.parent.is_dir():
+        raise KernelError(f"-o {out}: folder {out.parent} does not exist; create it or choose another path")
+    write_atomic(out, page.encode("utf-8"))
+    print(f"report of {len(runs)} run{'s' if len(runs) != 1 else ''}: {out.resolve()}")
+    return 0
+
+
+def dashboard_cmd(args):
+    import errno
+
+    from ..artifacts import workspace
+    from ..errors import KernelError
+    from ..report.server import make_server
+
+    if not 0 <= args.port <= 65535:
+        raise KernelError(f"--port {args.port}: choose a port between 1 and 65535 (0 picks a free one)")
+    try:
+        server = make_server(workspace(), args.host, args.port, args.allow_control, args.metric,
+                             quiet=not args.verbose)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise KernelError(f"port {args.port} on {args.host} is in use; choose another with --port "
+                              "(0 picks a free one)") from exc
+        raise KernelError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in host else host
+    mode = "stop and resume allowed" if args.allow_control else "read-only"
+    print(f"dashboard of {workspace() / 'runs'} at http://{shown}:{port}/ ({mode}; Ctrl+C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

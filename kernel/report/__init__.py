@@ -1,0 +1,10 @@
+"""The report and the dashboard: runs compared in a browser.
+
+- :mod:`kernel.report.runs` reads run directories (docs/run-store.md) and tolerates runs being written;
+- :mod:`kernel.report.page` turns runs into the page's data (curves, table rows, groups, dataset section);
+- :mod:`kernel.report.html` writes the self-contained report (plotly.js, the page's code and data inlined);
+- :mod:`kernel.report.server` serves the same page live from the run store.
+
+The page itself (``assets/app.js``) is shared by both: the report reads its data from the file, the
+dashboard polls ``/api/state``. Charts are plotly.js, taken from the installed ``plotly`` wheel.
+"""

@@ -1,0 +1,71 @@
+"""The page's HTML: the offline report (everything inlined) and the dashboard's page (files served).
+
+plotly.js comes from the installed ``plotly`` wheel (``plotly/package_data/plotly.min.js``), never
+from a CDN: the report must open without a network, and the dashboard serves the same file.
+"""
+from __future__ import annotations
+
+import html
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from .page import build_page, to_script_json
+
+ASSETS = Path(__file__).with_name("assets")
+
+
+@lru_cache(maxsize=1)
+def plotly_js_path() -> Path:
+    """The minified plotly.js bundle that the ``plotly`` Python package ships."""
+    from ..errors import KernelError
+
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("plotly")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise KernelError("the report needs the `plotly` package (its plotly.js draws the charts): "
+                          "pip install plotly")
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "package_data" / "plotly.min.js"
+        if path.is_file():
+            return path
+    raise KernelError("the installed `plotly` package has no package_data/plotly.min.js; reinstall it "
+                      "(pip install --force-reinstall plotly)")
+
+
+def asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+def _page(title: str, head: str, data_json: str, boot: str) -> str:
+    template = asset("page.html")
+    # boot and data go in last: the data is user text and must not be scanned for placeholders
+    out = template.replace("{{title}}", html.escape(title)).replace("{{head}}", head)
+    before, _, after = out.partition("{{data}}")
+    data_tag = f'<script type="application/json" id="kernel-data">{data_json}</script>'
+    before_boot, _, end = after.partition("{{boot}}")
+    return before + data_tag + before_boot + boot + end
+
+
+def report_html(runs, metric: str | None = None, title: str | None = None) -> str:
+    """The whole report as one HTML document: styles, plotly.js, the page's code and data, images."""
+    data = build_page(runs, metric=metric, title=title)
+    plotly_js = plotly_js_path().read_text(encoding="utf-8")
+    head = (f"<style>{asset('style.css')}</style>\n<script>{plotly_js}</script>\n"
+            f"<script>{asset('app.js')}</script>")
+    boot = "KernelPage.start(JSON.parse(document.getElementById('kernel-data').textContent), {});"
+    return _page(data["title"], head, to_script_json(data), boot)
+
+
+def dashboard_html(data: dict, token: str | None, etag: str | None, interval_ms: int = 2000) -> str:
+    """The dashboard's page: assets served by the dashboard, the current state inlined to start from."""
+    head = ('<link rel="stylesheet" href="/assets/style.css">\n<script src="/assets/plotly.min.js"></script>\n'
+            '<script src="/assets/app.js"></script>')
+    options = {"live": True, "stateUrl": "/api/state", "token": token, "etag": etag, "interval": interval_ms}
+    boot = ("KernelPage.start(JSON.parse(document.getElementById('kernel-data').textContent), "
+            + json.dumps(options).replace("<", "\\u003c") + ");")
+    return _page(data["title"], head, to_script_json(data), boot)

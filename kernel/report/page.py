@@ -1,0 +1,269 @@
+"""The page's data: runs, their curves and colours, groups by dataset, and each group's dataset section.
+
+The same data feeds the offline report (inlined) and the dashboard (``/api/state``); only the way a
+file is referenced differs, through ``link(run, relative_path, kind)``: a ``data:`` URI in the
+report, a ``/files/...`` URL in the dashboard.
+"""
+from __future__ import annotations
+
+import base64
+import colorsys
+import datetime as dt
+import json
+import math
+import re
+from pathlib import Path
+from typing import Callable
+
+from .runs import RunData, read_json
+
+#: Curves' colours: Tableau 10 first (distinct, colour-blind friendly), then golden-angle hues.
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+           "#9c755f", "#bab0ac"]
+#: Samples shown per group: a grid to look at, not the dataset.
+MAX_SAMPLES = 16
+#: Keys of a metrics row that are bookkeeping, not metrics.
+NOT_METRICS = {"epoch", "step", "time", "elapsed_s"}
+_MINIMISED = re.compile(r"loss|error|mse|mae|rmse|perplexity|cer|wer|nll|distance", re.I)
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+         ".svg": "image/svg+xml", ".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
+         ".flac": "audio/flac", ".json": "application/json", ".txt": "text/plain; charset=utf-8"}
+
+Link = Callable[[RunData, str], "str | None"]
+
+
+def colour(i: int) -> str:
+    if i < len(PALETTE):
+        return PALETTE[i]
+    r, g, b = colorsys.hls_to_rgb(((i - len(PALETTE)) * 0.618034) % 1.0, 0.45, 0.65)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def mime_type(name: str) -> str | None:
+    return _MIME.get(Path(name).suffix.lower())
+
+
+def inline_link(run: RunData, relative: str) -> str | None:
+    """A file of the run's artifacts as a ``data:`` URI (the report must not reference any file)."""
+    path = run.artifacts / relative
+    kind = mime_type(relative)
+    if kind is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def mode_for(metric: str, run_info: dict | None = None) -> str:
+    """Whether a metric is better high or low: the run's own ``mode`` for its monitor, else by name."""
+    if run_info and run_info.get("monitor") == metric and run_info.get("mode") in ("min", "max"):
+        return run_info["mode"]
+    return "min" if _MINIMISED.search(metric or "") else "max"
+
+
+def flatten(value, prefix: str = "", out: dict | None = None) -> dict:
+    """Nested parameters as dotted keys with scalar values (lists and other values as JSON text)."""
+    out = {} if out is None else out
+    if isinstance(value, dict):
+        for key, item in value.items():
+            flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, (str, int, float, bool)) or value is None:
+        out[prefix] = value
+    else:
+        out[prefix] = json.dumps(value, default=str, sort_keys=True)
+    return out
+
+
+def _number(value):
+    """A finite number, or None (a diverged loss logs NaN: a gap in the curve, not a broken page)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return None
+
+
+def curves(run: RunData) -> dict:
+    """The run's metric rows as columns: ``{"epoch": [...], "valid/loss": [...], ...}`` (nulls for gaps).
+
+    A resumed run may log an epoch again: the last row for an epoch wins."""
+    by_epoch: dict = {}
+    for row in run.metrics:
+        epoch = _number(row.get("epoch"))
+        if epoch is not None:
+            by_epoch[epoch] = row
+    rows = [by_epoch[e] for e in sorted(by_epoch)]
+    keys = []
+    for row in rows:
+        for key, value in row.items():
+            if key not in keys and key not in ("epoch", "time") and _number(value) is not None:
+                keys.append(key)
+    out = {"epoch": [row["epoch"] for row in rows]}
+    for key in keys:
+        out[key] = [_number(row.get(key)) for row in rows]
+    return out
+
+
+def summarise(run: RunData, index: int, columns: dict) -> dict:
+    """One run's row: identity, status, settings, sizes and times (the page picks metrics from curves)."""
+    info = run.info
+    params = flatten(info.get("params") or {})
+    if info.get("use"):
+        params = {"model": info["use"], **params}
+    trainer = {k: v for k, v in (info.get("defaults") or {}).items() if k not in ("device", "num_workers")}
+    params.update(flatten(trainer, "trainer"))
+    if "seed" in info:
+        params["seed"] = info["seed"]
+    elapsed = [v for v in columns.get("elapsed_s", []) if v is not None]
+    duration = _number(info.get("duration_s"))
+    return {
+        "id": run.id, "label": str(info.get("model") or run.id), "color": colour(index),
+        "workflow": str(info.get("workflow") or ""), "tags": [str(t) for t in info.get("tags") or []],
+        "fingerprint": str(info.get("fingerprint") or "unknown"), "status": info.get("status"),
+        "reason": info.get("reason"), "created": info.get("created"), "started": info.get("started"),
+        "ended": info.get("ended"), "duration_s": duration if duration is not None else (elapsed[-1] if elapsed else None),
+        "epochs": _number(info.get("epochs")), "epochs_done": _number(info.get("epochs_done")) or len(columns["epoch"]),
+        "param_count": _number(info.get("param_count")), "monitor": info.get("monitor"), "mode": info.get("mode"),
+        "best": info.get("best") or {}, "final": info.get("final") or {}, "params": params,
+    }
+
+
+def best_value(summary: dict, columns: dict, metric: str):
+    """(best value, its epoch) of ``metric`` for a run: from its curve, else from run.json's ``best``."""
+    values = columns.get(metric) or []
+    pairs = [(v, e) for v, e in zip(values, columns.get("epoch", [])) if v is not None]
+    if pairs:
+        pick = min if mode_for(metric, summary) == "min" else max
+        return pick(pairs, key=lambda p: p[0])
+    best = summary.get("best") or {}
+    if _number(best.get(metric)) is not None:
+        return best[metric], best.get("epoch")
+    return None, None
+
+
+def _samples(run: RunData, link: Link) -> list:
+    entries = read_json(run.artifacts / "samples" / "samples.json")
+    if not isinstance(entries, list):
+        return []
+    out = []
+    for entry in entries[:MAX_SAMPLES]:
+        if not isinstance(entry, dict):
+            continue
+        item = {"index": entry.get("index"), "split": entry.get("split")}
+        for role in ("input", "target", "prediction"):
+            name = entry.get(role)
+            item[role] = link(run, f"samples/{name}") if isinstance(name, str) and name else None
+            text = entry.get(f"{role}_text")
+            item[f"{role}_text"] = str(text) if text is not None else None
+        # sounds: "audio" (the sample's WAV) and "<role>_audio", played with an <audio> element
+        item["audio"] = [{"role": key[:-6] if key.endswith("_audio") else "input", "src": link(run, f"samples/{name}")}
+                         for key, name in entry.items()
+                         if (key == "audio" or key.endswith("_audio")) and isinstance(name, str) and name]
+        out.append(item)
+    return out
+
+
+def _reports(run: RunData, link: Link) -> list:
+    folder = run.artifacts / "reports"
+    try:
+        files = sorted(folder.glob("*.json"))
+    except OSError:
+        return []
+    out = []
+    for path in files:
+        report = read_json(path)
+        if not isinstance(report, dict):
+            continue
+        figure = path.with_suffix(".png")
+        out.append({"name": path.stem, "title": str(report.get("title") or path.stem),
+                    "values": report.get("values") if isinstance(report.get("values"), dict) else {},
+                    "table": report.get("table") if isinstance(report.get("table"), list) else None,
+                    "suggestions": report.get("suggestions") if isinstance(report.get("suggestions"), dict) else {},
+                    "figure": link(run, f"reports/{figure.name}") if figure.is_file() else None})
+    return out
+
+
+def _confusion(run: RunData) -> dict | None:
+    data = read_json(run.artifacts / "confusion_matrix.json")
+    if not isinstance(data, dict) or not isinstance(data.get("matrix"), list):
+        return None
+    matrix = data["matrix"]
+    classes = data.get("classes") or [str(i) for i in range(len(matrix))]
+    if not all(isinstance(row, list) for row in matrix):
+        return None
+    return {"run": run.id, "classes": [str(c) for c in classes], "matrix": matrix}
+
+
+def group_runs(runs: list[RunData], summaries: dict, all_curves: dict, metric: str | None, link: Link) -> list:
+    """Runs by dataset fingerprint (runs on different data are not compared), each with its dataset section."""
+    groups: dict[str, list[RunData]] = {}
+    for run in runs:
+        groups.setdefault(summaries[run.id]["fingerprint"], []).append(run)
+    out = []
+    for key, members in groups.items():
+        monitors = [summaries[r.id]["monitor"] for r in members if summaries[r.id]["monitor"]]
+        chosen = metric or (max(set(monitors), key=monitors.count) if monitors else None)
+        if chosen is None:  # no monitor recorded: the first validation metric, else any metric
+            keys = [k for r in members for k in all_curves[r.id] if k not in NOT_METRICS]
+            chosen = next((k for k in keys if k.startswith("valid/")), keys[0] if keys else None)
+        ranked = []
+        for r in members:
+            value, _ = best_value(summaries[r.id], all_curves[r.id], chosen) if chosen else (None, None)
+            if value is not None:
+                ranked.append((value, r))
+        mode = mode_for(chosen or "", summaries[members[-1].id])
+        ranked.sort(key=lambda p: p[0], reverse=(mode == "max"))
+        best = ranked[0][1] if ranked else None
+        # the dataset section: the best run's files first, since its samples carry predictions
+        order = ([best] if best else []) + [r for r in reversed(members) if r is not best]
+        reports = next((rep for rep in (_reports(r, link) for r in order) if rep), [])
+        samples = next(((r.id, s) for r, s in ((r, _samples(r, link)) for r in order) if s), (None, []))
+        confusion = _confusion(best) if best else None
+        workflows = sorted({summaries[r.id]["workflow"] for r in members})
+        out.append({"key": key, "fingerprint": key, "metric": chosen, "mode": mode, "workflows": workflows,
+                    "runs": [r.id for r in members], "best_run": best.id if best else None,
+                    "newest": max(str(summaries[r.id]["created"] or "") for r in members),
+                    "dataset": {"reports": reports, "samples": samples[1], "samples_run": samples[0],
+                                "confusion": confusion}})
+    out.sort(key=lambda g: g["newest"], reverse=True)
+    return out
+
+
+def build_page(runs: list[RunData], metric: str | None = None, link: Link = inline_link,
+               title: str | None = None, live: bool = False) -> dict:
+    """Everything the page shows, as JSON-ready data."""
+    all_curves = {run.id: curves(run) for run in runs}
+    summaries = {run.id: summarise(run, i, all_curves[run.id]) for i, run in enumerate(runs)}
+    labels = [s["label"] for s in summaries.values()]
+    for s in summaries.values():  # the same model trained twice: tell the runs apart by id
+        if labels.count(s["label"]) > 1:
+            s["label"] = f"{s['label']} ({s['id'][-4:]})"
+    workflows = sorted({s["workflow"] for s in summaries.values() if s["workflow"]})
+    return {
+        "title": title or ("kernel report: " + ", ".join(workflows) if workflows else "kernel report"),
+        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "live": live, "metric": metric,
+        "runs": [summaries[r.id] for r in runs],
+        "curves": all_curves,
+        "groups": group_runs(runs, summaries, all_curves, metric, link),
+    }
+
+
+def finite(value):
+    """``value`` with NaN and infinities replaced by None: JSON has no NaN, and browsers refuse it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def to_json(data) -> str:
+    return json.dumps(finite(data), separators=(",", ":"), default=str, allow_nan=False)
+
+
+def to_script_json(data) -> str:
+    """JSON safe to place inside ``<script type="application/json">``: no ``<`` can close the element."""
+    return to_json(data).replace("<", "\\u003c")

@@ -1,0 +1,247 @@
+"""``kernel dashboard``: the report's page, live from the run store, on the standard library's HTTP server.
+
+What it serves, and nothing else (anything else is 404):
+- ``/`` the page, ``/assets/{app.js,style.css,plotly.min.js}`` its code (plotly.js from the wheel);
+- ``/api/state`` the page's data as JSON (with an ETag: the page polls it, unchanged data costs a 304);
+- ``/files/<run id>/<path>`` a file under that run's ``artifacts/`` (images, sounds, reports);
+- with ``--allow-control`` only: ``POST /api/runs/<id>/stop`` (SIGINT to the run's process) and
+  ``POST /api/runs/<id>/resume`` (spawns ``kernel resume <id>``), each needing the page's token.
+
+Paths are checked segment by segment after percent-decoding (no ``..``, ``.``, empty segment,
+backslash or NUL), then the file is resolved and must still lie inside the run's artifacts folder,
+so neither ``/../../etc/passwd``, ``%2e%2e`` nor a symbolic link leads out of the store.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from .html import ASSETS, dashboard_html, plotly_js_path
+from .page import build_page, mime_type, to_json
+from .runs import RunData, StoreReader, load_run
+
+ASSET_TYPES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
+               "plotly.min.js": "text/javascript; charset=utf-8"}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def path_segments(raw: str) -> list[str] | None:
+    """The decoded segments of a request path, or None when the path could lead anywhere unexpected."""
+    if not raw.startswith("/") or raw.startswith("//"):
+        return None  # absolute-form URLs ("http://x/y") and protocol-relative paths are not ours
+    path = raw.split("?", 1)[0].split("#", 1)[0]
+    if path == "/":
+        return []
+    out = []
+    for part in path[1:].split("/"):
+        try:
+            seg = unquote(part, errors="strict")
+        except UnicodeDecodeError:
+            return None
+        if seg in ("", ".", "..") or any(c in seg for c in "/\\\x00") or seg.startswith("~"):
+            return None
+        out.append(seg)
+    return out
+
+
+class Dashboard:
+    """The state shared by the server's threads: where the store is, and what the page may do."""
+
+    def __init__(self, workspace: Path, allow_control: bool = False, metric: str | None = None,
+                 interval_ms: int = 2000, bound_host: str = "127.0.0.1"):
+        self.workspace = Path(workspace)
+        self.root = self.workspace / "runs"
+        self.reader = StoreReader(self.root)
+        self.allow_control = allow_control
+        self.token = secrets.token_urlsafe(24) if allow_control else None
+        self.metric = metric
+        self.interval_ms = interval_ms
+        self.bound_host = bound_host
+        self.resumes: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+
+    def link(self, run: RunData, relative: str) -> str | None:
+        if not (run.artifacts / relative).is_file():
+            return None
+        return f"/files/{quote(run.id, safe='')}/" + "/".join(quote(p, safe="") for p in relative.split("/"))
+
+    def state(self) -> tuple[bytes, str, dict]:
+        """The page's data as JSON bytes, its ETag (which ignores the time stamp), and the data."""
+        data = build_page(self.reader.scan(), metric=self.metric, link=self.link, title="kernel dashboard", live=True)
+        generated = data.pop("generated")
+        etag = '"' + hashlib.sha1(to_json(data).encode()).hexdigest()[:20] + '"'
+        data["generated"] = generated
+        return to_json(data).encode(), etag, data
+
+    def artifact(self, run_id: str, rest: list[str]) -> Path | None:
+        run_dir = self.root / run_id
+        if not (run_dir / "run.json").is_file() or not rest:
+            return None
+        base = (run_dir / "artifacts").resolve()
+        try:
+            target = base.joinpath(*rest).resolve()
+        except (OSError, RuntimeError):
+            return None
+        if not target.is_relative_to(base) or not target.is_file() or mime_type(target.name) is None:
+            return None
+        return target
+
+    # -- control ---------------------------------------------------------------------------------
+    def stop(self, run_id: str) -> tuple[int, dict]:
+        run = load_run(self.root / run_id)
+        if run is None:
+            return 404, {"error": f"no run {run_id}"}
+        info = run.info
+        if info["status"] != "running":
+            return 409, {"error": f"run {run_id} is {info['status']}, not running"}
+        if info.get("host") != socket.gethostname():
+            return 409, {"error": f"run {run_id} runs on host {info.get('host')}, not here"}
+        try:
+            os.kill(int(info["pid"]), signal.SIGINT)
+        except (ProcessLookupError, KeyError, TypeError, ValueError) as exc:
+            return 409, {"error": f"run {run_id} has no live process ({exc})"}
+        except PermissionError:
+            return 403, {"error": f"not allowed to signal process {info['pid']} of run {run_id}"}
+        return 200, {"message": f"asked run {run_id} to stop (SIGINT to process {info['pid']}); "
+                                "it stops after the current batch and can be resumed"}
+
+    def resume(self, run_id: str) -> tuple[int, dict]:
+        run = load_run(self.root / run_id)
+        if run is None:
+            return 404, {"error": f"no run {run_id}"}
+        if run.info["status"] not in ("interrupted", "failed"):
+            return 409, {"error": f"run {run_id} is {run.info['status']}; only interrupted or failed runs resume"}
+        with self._lock:
+            previous = self.resumes.get(run_id)
+            if previous is not None and previous.poll() is None:
+                return 409, {"error": f"run {run_id} is already being resumed (process {previous.pid})"}
+            log = open(run.dir / "resume.log", "ab")  # why a resume failed, for the user to read
+            try:
+                proc = subprocess.Popen([sys.executable, "-m", "kernel.cli", "resume", run_id], cwd=self.workspace,
+                                        env={**os.environ, "KERNEL_HOME": str(self.workspace)},
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+            finally:
+                log.close()
+            self.resumes[run_id] = proc
+        threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it ends
+        return 202, {"message": f"resuming run {run_id} (`kernel resume {run_id}`, process {proc.pid}; "
+                                f"output in {run.dir / 'resume.log'})"}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "kernel-dashboard"
+    dashboard: Dashboard  # set on the subclass made by make_server
+    quiet = True
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        if not self.quiet:
+            super().log_message(format, *args)
+
+    # -- responses -------------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None, head: bool = False):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload: dict, head: bool = False):
+        self._send(status, json.dumps(payload).encode(), "application/json", {"Cache-Control": "no-store"}, head)
+
+    def _not_found(self, head: bool = False):
+        self._send(404, b"not found\n", "text/plain; charset=utf-8", head=head)
+
+    def _host_ok(self) -> bool:
+        """On a loopback address, only loopback names are accepted (no DNS rebinding to this server)."""
+        if self.dashboard.bound_host not in LOOPBACK:
+            return True
+        host = (self.headers.get("Host") or "").strip()
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
+        return name in LOOPBACK
+
+    # -- methods ---------------------------------------------------------------------------------
+    def do_HEAD(self):
+        self._get(head=True)
+
+    def do_GET(self):
+        self._get(head=False)
+
+    def _get(self, head: bool):
+        segments = path_segments(self.path)
+        if segments is None or not self._host_ok():
+            return self._not_found(head)
+        d = self.dashboard
+        try:
+            if segments in ([], ["index.html"]):
+                body, etag, data = d.state()
+                page = dashboard_html(data, d.token, etag, d.interval_ms).encode()
+                return self._send(200, page, "text/html; charset=utf-8", {"Cache-Control": "no-store"}, head)
+            if segments == ["api", "state"]:
+                body, etag, _ = d.state()
+                if self.headers.get("If-None-Match") == etag:
+                    return self._send(304, b"", "application/json", {"ETag": etag}, head=True)
+                return self._send(200, body, "application/json", {"ETag": etag, "Cache-Control": "no-cache"}, head)
+            if len(segments) == 2 and segments[0] == "assets" and segments[1] in ASSET_TYPES:
+                path = plotly_js_path() if segments[1] == "plotly.min.js" else ASSETS / segments[1]
+                return self._send(200, path.read_bytes(), ASSET_TYPES[segments[1]], {"Cache-Control": "max-age=3600"}, head)
+            if len(segments) >= 3 and segments[0] == "files":
+                target = d.artifact(segments[1], segments[2:])
+                if target is not None:
+                    return self._send(200, target.read_bytes(), mime_type(target.name), {"Cache-Control": "no-cache"}, head)
+        except (BrokenPipeError, ConnectionResetError):
+            return None
+        return self._not_found(head)
+
+    def do_POST(self):
+        segments = path_segments(self.path)
+        if segments is None or not self._host_ok():
+            return self._not_found()
+        d = self.dashboard
+        if not (len(segments) == 4 and segments[:2] == ["api", "runs"] and segments[3] in ("stop", "resume")):
+            return self._not_found()
+        if not d.allow_control:
+            return self._json(403, {"error": "this dashboard is read-only; start it with --allow-control "
+                                             "to stop and resume runs"})
+        # a page from another site cannot read the token, nor send this header without a preflight
+        if not d.token or not secrets.compare_digest(self.headers.get("X-Kernel-Token") or "", d.token):
+            return self._json(403, {"error": "missing or wrong X-Kernel-Token (use the dashboard page)"})
+        if not (self.dashboard.root / segments[2] / "run.json").is_file():
+            return self._json(404, {"error": f"no run {segments[2]}"})
+        status, payload = d.stop(segments[2]) if segments[3] == "stop" else d.resume(segments[2])
+        return self._json(status, payload)
+
+    def _method_not_allowed(self):
+        self._send(HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed\n", "text/plain; charset=utf-8",
+                   {"Allow": "GET, HEAD, POST"})
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+
+def make_server(workspace: Path, host: str = "127.0.0.1", port: int = 8787, allow_control: bool = False,
+                metric: str | None = None, interval_ms: int = 2000, quiet: bool = True) -> ThreadingHTTPServer:
+    """A started-but-not-serving dashboard server (call ``serve_forever``); port 0 picks a free port."""
+    dashboard = Dashboard(workspace, allow_control, metric, interval_ms, host)
+    handler = type("DashboardHandler", (Handler,), {"dashboard": dashboard, "quiet": quiet})
+    server_class = type("DashboardServer", (ThreadingHTTPServer,),
+                        {"daemon_threads": True, "allow_reuse_address": True,
+                         "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+    server = server_class((host, port), handler)
+    server.dashboard = dashboard
+    return server
