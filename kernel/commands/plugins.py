@@ -32,17 +32,21 @@ def check_plugin_cmd(args):
     from ..catalog import get_catalog
     from ..testing import check_plugin, findings_as_dicts
 
-    findings = check_plugin(args.name, get_catalog(tuple(args.disabled)))
+    catalog = get_catalog(tuple(args.disabled))
+    findings = check_plugin(args.name, catalog)
+    checked = sum(1 for c in catalog.list() if c.plugin == args.name)
     errors = [f for f in findings if f.level == "error"]
     failed = bool(errors) or (args.strict and bool(findings))
     if args.json:
-        print(json.dumps({"plugin": args.name, "ok": not failed, "findings": findings_as_dicts(findings)}, indent=2))
+        print(json.dumps({"plugin": args.name, "ok": not failed, "components": checked,
+                          "findings": findings_as_dicts(findings)}, indent=2))
         return 1 if failed else 0
     for f in findings:
         print(f)
     warnings = len(findings) - len(errors)
     verdict = "does not conform" if failed else "conforms"
-    print(f"plugin {args.name} {verdict}: {len(errors)} error(s), {warnings} warning(s)")
+    print(f"plugin {args.name} {verdict}: {len(errors)} error(s), {warnings} warning(s), "
+          f"{checked} component(s) checked")
     return 1 if failed else 0
 
 
