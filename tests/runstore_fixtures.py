@@ -127,3 +127,57 @@ def write_artifacts(run_dir: Path, quality: float, samples: int = 4, audio: bool
     n = round(40 * quality)
     (art / "confusion_matrix.json").write_text(json.dumps(
         {"classes": CLASSES, "matrix": [[n, 40 - n, 0], [2, n, 40 - n - 2], [0, 1, n]]}))
+
+
+class DashboardProcess:
+    """``kernel dashboard --port 0`` as a real subprocess in a workspace; ``url`` is read from its first line."""
+
+    def __init__(self, workspace: Path, *args: str):
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "kernel.cli", "dashboard", "--port", "0", *args],
+                                     cwd=workspace, env={**os.environ, "KERNEL_HOME": str(workspace)},
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.banner = self.proc.stdout.readline()
+        if "http://" not in self.banner:
+            self.proc.kill()
+            raise RuntimeError(f"the dashboard did not start: {self.banner}{self.proc.stderr.read()}")
+        self.url = self.banner.split(" at ", 1)[1].split()[0].rstrip("/")
+        self.host, port = self.url.split("//", 1)[1].rsplit(":", 1)
+        self.port = int(port)
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def raw_request(host: str, port: int, target: str, method: str = "GET", headers: dict | None = None) -> tuple[int, bytes]:
+    """Send a request line exactly as given (a browser or urllib would normalise ``..`` away)."""
+    import socket as _socket
+
+    headers = {"Host": f"{host}:{port}", "Connection": "close", **(headers or {})}
+    lines = [f"{method} {target} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
+    if method == "POST":
+        lines.append("Content-Length: 0")
+    with _socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body

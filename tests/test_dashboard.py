@@ -1,0 +1,149 @@
+"""`kernel dashboard` over raw HTTP: it serves only run-store files, stays read-only unless told,
+and its stop button really interrupts a run's process. The server runs as the real command."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runstore_fixtures import DashboardProcess, append_epoch, metric_row, raw_request, write_run  # noqa: E402
+
+from kernel.report.server import path_segments  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One read-only dashboard for the tests that only read (starting one costs a kernel start-up)."""
+    workspace = tmp_path_factory.mktemp("workspace")
+    root = workspace / "runs"
+    write_run(root, model="mlp", quality=0.7, index=0)
+    write_run(root, model="cnn", quality=0.9, index=1)
+    with DashboardProcess(workspace) as d:
+        yield root, d
+
+
+@pytest.fixture
+def store(shared):
+    return shared[0]
+
+
+@pytest.fixture
+def dashboard(shared):
+    return shared[1]
+
+
+def run_id(store, model):
+    return next(p.name for p in store.iterdir() if f"-{model}-" in p.name)
+
+
+def test_binds_loopback_by_default_and_serves_the_page(dashboard):
+    assert dashboard.host == "127.0.0.1" and "read-only" in dashboard.banner
+    status, body = raw_request(dashboard.host, dashboard.port, "/")
+    assert status == 200 and b'id="kernel-data"' in body and b"/assets/plotly.min.js" in body
+    status, body = raw_request(dashboard.host, dashboard.port, "/assets/plotly.min.js")
+    assert status == 200 and body.startswith(b"/**") and len(body) > 1_000_000
+
+
+@pytest.mark.parametrize("target", [
+    "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", "/etc/passwd", "//etc/passwd",
+    "/assets/../../../../etc/passwd", "/assets/%2e%2e%2f%2e%2e%2fpyproject.toml", "/files/{run}/../run.json",
+    "/files/{run}/%2e%2e/run.json", "/files/{run}/..%2f..%2f..%2fpyproject.toml", "/files/{run}/%2fetc%2fpasswd",
+    "/files/{run}/..\\..\\run.json", "/files/..%2f..%2f..%2f/etc/passwd", "/files/{run}/samples/%00.png",
+    "http://127.0.0.1/etc/passwd", "/files/%2fetc/passwd", "/files/index.sqlite/x", "/runs/{run}/run.json",
+])
+def test_paths_outside_the_run_store_get_404(dashboard, store, target):
+    status, body = raw_request(dashboard.host, dashboard.port, target.format(run=run_id(store, "cnn")))
+    assert status == 404
+    assert b"root:" not in body and b"[project]" not in body
+
+
+def test_artifacts_are_served_but_a_link_out_of_them_is_not(dashboard, store):
+    run = run_id(store, "cnn")
+    status, body = raw_request(dashboard.host, dashboard.port, f"/files/{run}/samples/0_input.png")
+    assert status == 200 and body.startswith(b"\x89PNG")
+    (store / run / "artifacts" / "samples" / "escape.png").symlink_to("/etc/passwd")
+    status, _ = raw_request(dashboard.host, dashboard.port, f"/files/{run}/samples/escape.png")
+    assert status == 404
+
+
+def test_a_foreign_host_name_is_refused(dashboard):
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read the store."""
+    status, _ = raw_request(dashboard.host, dashboard.port, "/api/state", headers={"Host": "evil.example"})
+    assert status == 404
+
+
+def test_state_follows_new_epochs_and_unchanged_state_is_a_304(dashboard, store):
+    status, body = raw_request(dashboard.host, dashboard.port, "/api/state")
+    state = json.loads(body)
+    run = run_id(store, "mlp")
+    assert status == 200 and state["curves"][run]["epoch"] == [1, 2, 3, 4, 5]
+    import urllib.request
+
+    with urllib.request.urlopen(dashboard.url + "/api/state") as resp:
+        etag = resp.headers["ETag"]
+    status, _ = raw_request(dashboard.host, dashboard.port, "/api/state", headers={"If-None-Match": etag})
+    assert status == 304
+    append_epoch(store / run, metric_row(6, 0.7))
+    status, body = raw_request(dashboard.host, dashboard.port, "/api/state", headers={"If-None-Match": etag})
+    assert status == 200 and json.loads(body)["curves"][run]["epoch"][-1] == 6
+
+
+def test_read_only_refuses_control(dashboard, store):
+    status, body = raw_request(dashboard.host, dashboard.port, f"/api/runs/{run_id(store, 'mlp')}/stop", method="POST")
+    assert status == 403 and b"--allow-control" in body
+    status, body = raw_request(dashboard.host, dashboard.port, "/")
+    assert b'"token": null' in body  # the page shows no stop or resume button
+
+
+def test_stop_sends_sigint_to_a_running_runs_process(workspace, tmp_path):
+    """A stand-in for a trainer: a real process that records the SIGINT it receives."""
+    flag = tmp_path / "got-sigint"
+    trainer = subprocess.Popen([sys.executable, "-c", (
+        "import pathlib, sys, time\n"
+        "try:\n    time.sleep(60)\n"
+        f"except KeyboardInterrupt:\n    pathlib.Path({str(flag)!r}).write_text('stopped')\n")])
+    store = workspace / "runs"
+    write_run(store, model="mlp", quality=0.7, index=0)
+    try:
+        run = write_run(store, model="vit", index=5, status="running", epochs_done=2, pid=trainer.pid)
+        time.sleep(0.3)  # let the interpreter start and install its SIGINT handler
+        with DashboardProcess(workspace, "--allow-control") as d:
+            assert "stop and resume allowed" in d.banner
+            target = f"/api/runs/{run.name}/stop"
+            status, body = raw_request(d.host, d.port, target, method="POST")
+            assert status == 403 and b"X-Kernel-Token" in body  # another site's page has no token
+            page = raw_request(d.host, d.port, "/")[1].decode()
+            token = page.split('"token": "', 1)[1].split('"', 1)[0]
+            status, body = raw_request(d.host, d.port, target, method="POST", headers={"X-Kernel-Token": token})
+            assert status == 200, body
+            assert trainer.wait(timeout=20) == 0 and flag.read_text() == "stopped"
+            other = run_id(store, "mlp")  # completed: nothing to stop, nothing to resume
+            status, body = raw_request(d.host, d.port, f"/api/runs/{other}/stop", method="POST",
+                                       headers={"X-Kernel-Token": token})
+            assert status == 409 and b"completed" in body
+            status, body = raw_request(d.host, d.port, f"/api/runs/{other}/resume", method="POST",
+                                       headers={"X-Kernel-Token": token})
+            assert status == 409
+    finally:
+        if trainer.poll() is None:
+            os.kill(trainer.pid, signal.SIGKILL)
+            trainer.wait()
+
+
+def test_a_busy_port_is_a_one_line_error(dashboard, cli):
+    result = cli("dashboard", "--port", str(dashboard.port))
+    assert result.returncode == 2 and "in use" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_path_segments_rules():
+    assert path_segments("/") == []
+    assert path_segments("/files/a%20b/c.png?x=1") == ["files", "a b", "c.png"]
+    for bad in ("/../x", "/a/./b", "/a//b", "/%2e%2e", "/a%2fb", "/a%5cb", "x", "/%ff%fe", "/~root"):
+        assert path_segments(bad) is None, bad

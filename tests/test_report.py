@@ -1,0 +1,165 @@
+"""`kernel report`: reading run directories as they are being written, the page's data, and the one
+self-contained HTML file (no external reference, images and sounds inlined)."""
+from __future__ import annotations
+
+import json
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runstore_fixtures import append_epoch, metric_row, write_run  # noqa: E402
+
+from kernel.report.html import plotly_js_path, report_html  # noqa: E402
+from kernel.report.page import build_page, to_script_json  # noqa: E402
+from kernel.report.runs import StoreReader, load_run, read_metrics  # noqa: E402
+
+
+@pytest.fixture
+def store(workspace):
+    """Three runs of workflow digits on one dataset (cnn best), one of another workflow on other data."""
+    root = workspace / "runs"
+    write_run(root, model="mlp", quality=0.7, index=0, params={"hidden": 64})
+    write_run(root, model="cnn", quality=0.9, index=1, params={"hidden": 128}, audio=True)
+    write_run(root, model="resnet", quality=0.8, index=2, params={"hidden": 32}, epochs_done=3, status="interrupted")
+    write_run(root, workflow="speech", model="rnn", quality=0.5, index=3, fingerprint="aa00ff")
+    return root
+
+
+class ExternalRefs(HTMLParser):
+    """Every attribute of the document that would make a browser fetch something from elsewhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "poster", "data", "action") and value and not value.startswith("data:"):
+                self.found.append((tag, name, value))
+
+
+# -- reading runs being written ----------------------------------------------------------------
+def test_a_cut_last_line_of_metrics_is_skipped(tmp_path):
+    run = write_run(tmp_path / "runs", epochs_done=2)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 3, "valid/accuracy": 0.')  # the trainer is writing this line now
+    assert [r["epoch"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2]
+    assert build_page([load_run(run)])["curves"][run.name]["epoch"] == [1, 2]
+
+
+def test_half_created_and_damaged_runs_are_left_out_of_the_page(tmp_path):
+    root = tmp_path / "runs"
+    good = write_run(root, index=0)
+    (root / "digits-new-20261122-090000-beef").mkdir()  # created, run.json not written yet
+    broken = write_run(root, index=1)
+    (broken / "run.json").write_text('{"id": "digits-mlp-2026')  # damaged (a crash mid-copy)
+    runs = StoreReader(root).scan()
+    assert [r.id for r in runs] == [good.name]
+
+
+def test_the_reader_sees_new_epochs_and_statuses(tmp_path):
+    root = tmp_path / "runs"
+    run = write_run(root, epochs_done=2, status="running", pid=__import__("os").getpid())
+    reader = StoreReader(root)
+    assert len(reader.scan()[0].metrics) == 2
+    append_epoch(run, metric_row(3, 0.8))
+    again = reader.scan()[0]
+    assert [r["epoch"] for r in again.metrics] == [1, 2, 3]
+    assert again.info["status"] == "running"  # its process (this test) is alive
+
+
+def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
+    run = write_run(tmp_path / "runs", status="running", pid=999_999_999)
+    assert load_run(run).info["status"] == "interrupted"
+
+
+def test_nan_in_metrics_becomes_a_gap_not_invalid_json(tmp_path):
+    run = write_run(tmp_path / "runs", epochs_done=1)
+    append_epoch(run, {**metric_row(2, 0.8), "valid/loss": float("nan")})
+    text = to_script_json(build_page([load_run(run)]))
+    assert "NaN" not in text
+    assert json.loads(text)["curves"][run.name]["valid/loss"][1] is None
+
+
+# -- the page's data ---------------------------------------------------------------------------
+def test_runs_are_grouped_by_dataset_and_the_best_run_gives_the_confusion_matrix(store):
+    data = build_page(StoreReader(store).scan())
+    by_model = {r["label"]: r for r in data["runs"]}
+    assert len({r["color"] for r in data["runs"]}) == len(data["runs"])  # one colour per run
+    groups = {g["fingerprint"]: g for g in data["groups"]}
+    digits = groups["3f9a1c2e7b6d"]
+    assert sorted(digits["runs"]) == sorted(by_model[m]["id"] for m in ("mlp", "cnn", "resnet"))
+    assert groups["aa00ff"]["runs"] == [by_model["rnn"]["id"]]
+    assert digits["metric"] == "valid/accuracy" and digits["best_run"] == by_model["cnn"]["id"]
+    assert digits["dataset"]["confusion"]["run"] == by_model["cnn"]["id"]
+    assert digits["dataset"]["samples_run"] == by_model["cnn"]["id"]  # the best run's predictions
+    assert digits["dataset"]["reports"][0]["title"] == "Class balance"
+
+
+def test_a_minimised_metric_ranks_the_lowest_best(store):
+    data = build_page(StoreReader(store).scan(), metric="valid/loss")
+    digits = next(g for g in data["groups"] if g["fingerprint"] == "3f9a1c2e7b6d")
+    best = next(r for r in data["runs"] if r["id"] == digits["best_run"])
+    assert digits["mode"] == "min" and best["label"] == "cnn"
+
+
+# -- the report file ---------------------------------------------------------------------------
+def test_the_report_is_one_file_with_no_external_reference(store):
+    page = report_html(StoreReader(store).scan())
+    refs = ExternalRefs()
+    refs.feed(page)
+    assert refs.found == []
+    assert "<link" not in page and "cdn." not in page.split("<script>", 1)[0]
+    assert plotly_js_path().read_text() in page  # the charting library, from the plotly wheel, inlined
+    data = json.loads(page.split('id="kernel-data">', 1)[1].split("</script>", 1)[0])
+    digits = next(g for g in data["groups"] if g["fingerprint"] == "3f9a1c2e7b6d")
+    sample = digits["dataset"]["samples"][0]
+    assert sample["input"].startswith("data:image/png;base64,")
+    assert sample["audio"][0]["src"].startswith("data:audio/wav;base64,")
+    assert digits["dataset"]["reports"][0]["figure"].startswith("data:image/png;base64,")
+
+
+def test_run_text_cannot_inject_markup(tmp_path):
+    run = write_run(tmp_path / "runs", model="</script><img src=x onerror=alert(1)>")
+    page = report_html([load_run(run)])
+    assert "</script><img" not in page
+
+
+# -- the command -------------------------------------------------------------------------------
+def test_kernel_report_writes_the_last_trained_workflow_by_default(store, cli, workspace):
+    result = cli("report", "-o", "out.html")
+    assert result.returncode == 0, result.stderr
+    assert "report of 1 run:" in result.stdout and str(workspace / "out.html") in result.stdout
+    data = (workspace / "out.html").read_text()
+    assert '"workflow":"speech"' in data and '"workflow":"digits"' not in data
+
+
+def test_kernel_report_by_workflow_and_by_run(store, cli, workspace):
+    result = cli("report", "--workflow", "digits", "-o", "digits.html")
+    assert result.returncode == 0 and "report of 3 runs" in result.stdout, result.stderr
+    one = next(p.name for p in store.iterdir() if "-cnn-" in p.name)
+    result = cli("report", one[:-3], "-o", "one.html")  # a unique prefix of the id is enough
+    assert result.returncode == 0 and "report of 1 run" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--workflow", "digitz"], ["no runs of workflow 'digitz'", "did you mean 'digits'"]),
+    (["no-such-run"], ["no run 'no-such-run'"]),
+    (["-o", "missing/folder/r.html"], ["folder missing/folder does not exist"]),
+])
+def test_kernel_report_mistakes_are_one_line(store, cli, args, words):
+    result = cli("report", *args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    for word in words:
+        assert word in result.stderr
+
+
+def test_kernel_report_with_an_empty_store_says_what_to_do(cli):
+    result = cli("report")
+    assert result.returncode == 2 and "kernel run" in result.stderr and "Traceback" not in result.stderr
