@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 HEAVY_HOOKS = """
 import torch  # at import time: every `kernel list` would pay for it
 from kernel import Component, hookimpl
@@ -36,6 +38,7 @@ def findings(cli, name, env=None):
     return proc.returncode, [(f["component"], f["level"], f["message"]) for f in report["findings"]]
 
 
+@pytest.mark.slow
 def test_a_hook_module_that_imports_torch_fails_the_check(cli, fake_plugin):
     env = fake_plugin("kheavy", HEAVY_HOOKS)
     code, found = findings(cli, "kheavy", env)
@@ -46,6 +49,7 @@ def test_a_hook_module_that_imports_torch_fails_the_check(cli, fake_plugin):
     assert message.endswith("import heavy libraries inside the targets, not in the hook module")
 
 
+@pytest.mark.slow
 def test_misnamed_hooks_and_unprefixed_names_are_found(cli, fake_plugin):
     env = fake_plugin("ksloppy", SLOPPY)
     code, found = findings(cli, "ksloppy", env)
@@ -56,6 +60,7 @@ def test_misnamed_hooks_and_unprefixed_names_are_found(cli, fake_plugin):
     assert found[1] == ("accuracy", "error", "component names are namespaced by the plugin: call it ksloppy....")
 
 
+@pytest.mark.slow
 def test_the_builtin_plugin_conforms(cli):
     proc = cli("check-plugin", "kernel")
     assert proc.returncode == 0, proc.stdout + proc.stderr

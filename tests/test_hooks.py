@@ -156,6 +156,7 @@ def kernel_models():
 """
 
 
+@pytest.mark.slow
 def test_hook_kernel_models(fake_plugin, cli, tmp_path):
     env = fake_plugin("kmd", MODELS)
     path = workflow_file(tmp_path, """
@@ -201,6 +202,7 @@ def kernel_renderers():
 """
 
 
+@pytest.mark.slow
 def test_hook_kernel_renderers(fake_plugin, cli, tmp_path):
     env = fake_plugin("krd", RENDERERS)
     path = workflow_file(tmp_path, """
@@ -254,6 +256,7 @@ def kernel_analyzers():
 """
 
 
+@pytest.mark.slow
 def test_hook_kernel_analyzers(fake_plugin, cli, tmp_path):
     env = fake_plugin("kan", ANALYZERS)
     path = workflow_file(tmp_path, """
@@ -297,6 +300,7 @@ def kernel_metrics():
 """
 
 
+@pytest.mark.slow
 def test_hook_kernel_metrics(fake_plugin):
     env = fake_plugin("kmt", METRICS)
     out = in_kernel(env, """
@@ -325,6 +329,7 @@ def kernel_trainers():
 """
 
 
+@pytest.mark.slow
 def test_hook_kernel_trainers(fake_plugin, cli, tmp_path):
     env = fake_plugin("ktr", TRAINERS)
     path = tmp_path / "workflow.toml"
@@ -366,6 +371,7 @@ def kernel_exporters():
 """
 
 
+@pytest.mark.slow
 def test_hook_kernel_exporters(fake_plugin, cli):
     env = fake_plugin("kex", EXPORTERS)
     listed = json.loads(cli("list", "exporters", "--json", env=env).stdout)
