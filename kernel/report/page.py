@@ -122,7 +122,7 @@ def summarise(run: RunData, index: int, columns: dict) -> dict:
         "fingerprint": str(info.get("fingerprint") or "unknown"), "status": info.get("status"),
         "reason": info.get("reason"), "created": info.get("created"), "started": info.get("started"),
         "ended": info.get("ended"), "duration_s": duration if duration is not None else (elapsed[-1] if elapsed else None),
-        "epochs": _number(info.get("epochs")), "epochs_done": _number(info.get("epochs_done")) or len(columns["epoch"]),
+        "epochs": _number(info.get("epochs")), "epochs_done": max(_number(info.get("epochs_done")) or 0, len(columns["epoch"])),  # run.json may lag
         "param_count": _number(info.get("param_count")), "monitor": info.get("monitor"), "mode": info.get("mode"),
         "best": info.get("best") or {}, "final": info.get("final") or {}, "params": params,
     }

@@ -1,0 +1,102 @@
+"""The report written by the real `kernel report`, opened from disk in Chromium with the network cut."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from runstore_fixtures import write_run
+
+pytestmark = pytest.mark.browser
+
+RUNS = {"mlp": 0.7, "cnn": 0.9, "resnet": 0.8}
+
+
+@pytest.fixture
+def report(workspace, cli):
+    root = workspace / "runs"
+    for i, (model, quality) in enumerate(RUNS.items()):
+        write_run(root, model=model, quality=quality, index=i, params={"hidden": 32 * (i + 1)},
+                  epochs_done=3 if model == "resnet" else None, audio=(model == "cnn"))
+    write_run(root, workflow="other", model="rnn", index=9, fingerprint="elsewhere")
+    result = cli("report", "--workflow", "digits", "-o", "report.html")
+    assert result.returncode == 0, result.stderr
+    return workspace / "report.html"
+
+
+def traces(page, role="metric"):
+    return page.evaluate("r => document.getElementById('curves').data.filter(t => t.meta.role === r)"
+                         ".map(t => ({run: t.meta.run, color: t.line.color, n: t.x.length}))", role)
+
+
+def column(page, key):
+    return page.eval_on_selector_all(f"#runs-table tbody td[data-key='{key}']", "tds => tds.map(td => td.textContent)")
+
+
+def test_report_opens_offline_with_one_curve_per_run(open_page, report, tmp_path):
+    w = open_page()
+    w.page.goto(report.as_uri())
+    w.page.wait_for_selector("#curves .main-svg")
+    w.page.wait_for_selector("#samples .sample img")
+    w.page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert w.errors == []
+    assert w.blocked == [] and all(u.startswith(("file:", "data:", "blob:")) for u in w.requests), w.requests
+    curves = traces(w.page)
+    ids = sorted(p.name for p in (report.parent / "runs").iterdir() if p.name.startswith("digits-"))
+    assert sorted(t["run"] for t in curves) == ids  # one validation curve per run, none of the other workflow
+    assert len({t["color"] for t in curves}) == len(RUNS)
+    assert sorted(t["n"] for t in curves) == [3, 5, 5]
+    # the same colour for a run everywhere: its curve, its training curve, its table swatch
+    swatches = w.page.eval_on_selector_all("#runs-table tbody tr", "trs => trs.map(tr => [tr.dataset.run, "
+                                           "getComputedStyle(tr.querySelector('.swatch')).backgroundColor])")
+    hex_of = {t["run"]: t["color"] for t in curves}
+    for run, rgb in swatches:
+        r, g, b = (int(v) for v in rgb[rgb.index("(") + 1:-1].split(","))
+        assert f"#{r:02x}{g:02x}{b:02x}" == hex_of[run]
+    assert {t["run"]: t["color"] for t in traces(w.page, "companion")} == hex_of
+    # the sections a user reads
+    assert w.page.locator("#sec-confusion").is_visible()
+    assert "cnn" in w.page.inner_text("#confusion-run")  # the best run's matrix
+    assert w.page.locator("#reports .report h4").first.inner_text() == "Class balance"
+    assert w.page.locator("#samples audio").count() == 4
+    assert w.page.evaluate("document.getElementById('params').data.length") >= 1
+
+
+def test_clicking_a_column_sorts_the_table(open_page, report, tmp_path):
+    w = open_page()
+    w.page.goto(report.as_uri())
+    w.page.wait_for_selector("#runs-table tbody tr")
+    w.page.click("#runs-table th[data-key='best']")
+    values = [float(v) for v in column(w.page, "best")]
+    assert values == sorted(values, reverse=True)  # accuracy: best first
+    assert column(w.page, "run")[0].startswith("cnn")
+    w.page.click("#runs-table th[data-key='best']")
+    assert [float(v) for v in column(w.page, "best")] == sorted(values)
+    w.page.click("#runs-table th[data-key='run']")
+    labels = [v.split("digits-")[0] for v in column(w.page, "run")]
+    assert labels == sorted(labels)
+    w.page.click("#runs-table th[data-key='param:hidden']")
+    assert [int(v) for v in column(w.page, "param:hidden")] == [32, 64, 96]
+    w.page.screenshot(path=str(tmp_path / "report-sorted.png"))
+    assert w.errors == []
+
+
+def test_curves_download_as_csv_and_png_and_follow_the_metric(open_page, report, tmp_path):
+    w = open_page()
+    w.page.goto(report.as_uri())
+    w.page.wait_for_selector("#curves .main-svg")
+    with w.page.expect_download() as info:
+        w.page.click("#download-csv")
+    rows = list(csv.DictReader(io.StringIO(open(info.value.path()).read())))
+    assert len(rows) == 5 + 5 + 3 and {"run", "model", "epoch", "valid/accuracy", "train/loss"} <= set(rows[0])
+    with w.page.expect_download() as info:
+        w.page.click("#download-png")
+    assert info.value.suggested_filename.endswith(".png")
+    assert open(info.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    w.page.select_option("#metric", "valid/loss")
+    w.page.wait_for_function("document.getElementById('curves').layout.yaxis.title.text === 'valid/loss'")
+    assert w.page.inner_text("#runs-table th[data-key='best']") == "best valid/loss"
+    w.page.click("#runs-table th[data-key='best']")
+    values = [float(v) for v in column(w.page, "best")]
+    assert values == sorted(values)  # a loss: lowest first
+    assert w.errors == []
