@@ -194,7 +194,9 @@ def _execute_from_dir(run: Run, quiet: bool, resume: bool):
 
 
 def _run_parallel(runs: list, parallel: int, quiet: bool, store: RunStore):
-    env = {**os.environ, "KERNEL_HOME": str(store.root.parent), "KERNEL_PROGRESS": "lines"}
+    # workers import what this process can: its sys.path (a script's folder, a test's helpers) goes along
+    path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "KERNEL_HOME": str(store.root.parent), "KERNEL_PROGRESS": "lines", "PYTHONPATH": path}
     waiting, active = list(runs), {}
     try:
         while waiting or active:
@@ -291,6 +293,8 @@ def main(argv=None) -> int:
         result = _execute_from_dir(run, args.quiet, args.resume)
     except KernelError as exc:
         print(f"kernel: error: run {run.id}: {exc}", file=sys.stderr)
+        if Run.open(run.dir).info["status"] in ("queued", "running"):
+            run.set_status("failed", str(exc))
         return 2
     except KeyboardInterrupt:
         return 130

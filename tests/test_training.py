@@ -1,0 +1,230 @@
+"""kernel.supervised: automatic defaults, the loop's settings, callbacks and events, failures that
+stay in their run, bad settings named in one line, kernel.load, and the kernel-only example."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from kernel.errors import KernelError
+from kernel.runner import run_workflow
+from kernel.store import Run, RunStore
+from kernel.training.events import EventBus
+from kernel.workflow import Workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+HELPERS = '''
+import torch
+from torch import nn
+
+class BreaksInTraining(nn.Module):
+    """Fine on one batch in eval mode; raises at the third training step."""
+    def __init__(self, input_shape=(8,), num_classes=4):
+        super().__init__()
+        self.fc = nn.Linear(input_shape[0], num_classes)
+        self.calls = 0
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("the model broke")
+        return self.fc(x)
+
+class Prune:
+    """What a tuner does: read the monitored metric each epoch and ask the trainer to stop."""
+    def on_epoch_end(self, run, state):
+        if state.epoch == 2:
+            run.request_stop("pruned at epoch 2")
+'''
+
+
+@pytest.fixture
+def helpers(tmp_path, monkeypatch):
+    folder = tmp_path / "helpers"
+    folder.mkdir()
+    (folder / "train_helpers.py").write_text(textwrap.dedent(HELPERS))
+    monkeypatch.syspath_prepend(str(folder))
+
+
+def workflow(models=("kernel.mlp",), dataset=None, callbacks=(), **trainer) -> Workflow:
+    trainer = {"epochs": 2, "batch_size": 32, "tensorboard": False, **trainer}
+    dataset = dataset or {"use": "kernel.synthetic", "num_samples": 200, "shape": [8], "noise": 2.0}
+    return Workflow(name="train", seed=1, dataset=dataset, models=[{"use": m} for m in models],
+                    trainer=trainer, callbacks=list(callbacks))
+
+
+# -- events -------------------------------------------------------------------------------------
+class _State:
+    def __init__(self):
+        self.step = self.epoch = 0
+
+
+def test_event_filters_every_and_once_and_list_order():
+    calls = []
+
+    class First:
+        filters = {"batch_end": {"every": 3}}
+
+        def on_batch_end(self, run, state):
+            calls.append(("first", state.step))
+
+        def on_epoch_end(self, run, state):
+            calls.append(("first-epoch", state.epoch))
+
+    class Second:
+        filters = {"epoch_end": {"once": 2}}
+
+        def on_epoch_end(self, run, state):
+            calls.append(("second-epoch", state.epoch))
+
+    bus = EventBus([First(), Second()])
+    bus.on("batch_end", lambda run, state: calls.append(("fn", state.step)), once=4)
+    state = _State()
+    assert bus.listens("batch_end") and not bus.listens("validation_end")
+    for epoch in (1, 2, 3):
+        state.epoch = epoch
+        for _ in range(3):
+            state.step += 1
+            bus.fire("batch_end", None, state)
+        bus.fire("epoch_end", None, state)
+    assert [c for c in calls if c[0] == "first"] == [("first", 3), ("first", 6), ("first", 9)]
+    assert ("fn", 4) in calls and len([c for c in calls if c[0] == "fn"]) == 1
+    epochs = [c for c in calls if "epoch" in c[0]]
+    assert epochs[:3] == [("first-epoch", 1), ("first-epoch", 2), ("second-epoch", 2)]  # list order
+
+
+# -- automatic defaults --------------------------------------------------------------------------
+def test_describe_resolves_defaults_from_the_data():
+    from kernel.build import prepare
+
+    plan = prepare(workflow())
+    cfg = plan.trainer().describe(plan.data)
+    assert cfg["loss"] == "cross_entropy" and cfg["metrics"] == ["kernel.accuracy", "kernel.f1"]
+    assert (cfg["monitor"], cfg["mode"], cfg["device"]) == ("valid/accuracy", "max", "cpu")
+    reg = prepare(workflow(dataset={"use": "kernel.synthetic", "task": "regression", "num_samples": 100}))
+    cfg = Workflow  # noqa: F841
+    cfg = reg.trainer().describe(reg.data)
+    assert cfg["loss"] == "mse" and cfg["metrics"] == ["kernel.mse", "kernel.mae"]
+    assert (cfg["monitor"], cfg["mode"]) == ("valid/loss", "min")
+    auto = prepare(workflow(batch_size="auto", dataset={"use": "kernel.synthetic", "num_samples": 40}))
+    assert auto.trainer().describe(auto.data)["batch_size"] == 32  # 64, at most the training split
+
+
+def test_regression_trains_with_the_automatic_loss(workspace):
+    wf = workflow(dataset={"use": "kernel.synthetic", "task": "regression", "num_samples": 160, "shape": [4]},
+                  epochs=3, optimizer={"use": "torch.optim.AdamW", "lr": 0.02})
+    run = run_workflow(wf, quiet=True)[0]
+    rows = run.metrics()
+    assert run.status == "completed" and set(rows[0]) >= {"train/mse", "valid/mse", "valid/mae", "lr", "step"}
+    assert rows[-1]["train/loss"] < rows[0]["train/loss"]
+
+
+def test_loop_settings_bf16_accumulate_clip_and_schedulers(workspace):
+    wf = workflow(models=("kernel.mlp", "kernel.linear"), epochs=3, precision="bf16", accumulate=2,
+                  clip_grad_norm=1.0, scheduler={"use": "torch.optim.lr_scheduler.OneCycleLR"})
+    results = run_workflow(wf, quiet=True)
+    assert results.ok
+    lrs = [row["lr"] for row in results[0].metrics()]
+    assert len(set(lrs)) == 3  # OneCycleLR moved the rate every step
+    plateau = workflow(epochs=3, scheduler={"use": "torch.optim.lr_scheduler.ReduceLROnPlateau", "patience": 0,
+                                            "factor": 0.5}, optimizer={"use": "torch.optim.SGD", "lr": 0.0})
+    run = run_workflow(plateau, quiet=True)[0]
+    assert run.status == "completed"
+
+
+# -- callbacks -----------------------------------------------------------------------------------
+def test_nan_loss_fails_the_run_with_the_reason(workspace):
+    wf = workflow(dataset={"use": "kernel.synthetic", "task": "regression", "num_samples": 200},
+                  optimizer={"use": "torch.optim.SGD", "lr": 1e12}, epochs=3)
+    run = run_workflow(wf, quiet=True)[0]
+    assert run.status == "failed" and "nan" in run.info["reason"].lower() or "inf" in run.info["reason"]
+
+
+def test_early_stopping_and_a_pruning_callback_stop_the_run(workspace, helpers):
+    run = run_workflow(workflow(epochs=6, optimizer={"use": "torch.optim.SGD", "lr": 0.0},
+                                early_stopping={"patience": 1}), quiet=True)[0]
+    assert run.status == "completed" and run.info["epochs_done"] == 2 and "early stopping" in run.info["reason"]
+    pruned = run_workflow(workflow(epochs=5, callbacks=[{"use": "train_helpers:Prune"}]), quiet=True)[0]
+    assert pruned.info["epochs_done"] == 2 and pruned.info["reason"] == "pruned at epoch 2"
+
+
+def test_one_failing_model_leaves_the_others_to_finish(workspace, helpers, capsys):
+    results = run_workflow(workflow(models=("train_helpers:BreaksInTraining", "kernel.linear")), quiet=True)
+    broken, fine = results
+    assert broken.status == "failed" and "the model broke" in broken.info["reason"]
+    assert fine.status == "completed" and not results.ok
+    assert results.best().id == fine.id
+
+
+# -- bad input -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("setting, value, message", [
+    ("trainer.loss", '"mse"', "trainer.params.loss: mse needs outputs shaped like the targets"),
+    ("trainer.metrics", '["kernel.mse"]', "trainer.params.metrics[0]: kernel.mse measures regression"),
+    ("trainer.batch_size", "5000", "trainer.params.batch_size = 5000 is larger than the training split"),
+    ("trainer.optimizer", '{use = "torch.optim.AdamW", lrr = 0.1}', "trainer.params.optimizer.lrr: unknown parameter "
+                                                                   "(did you mean 'lr'?)"),
+    ("trainer.monitor", '"valid/acc"', "trainer.params.monitor: 'valid/acc' is not measured"),
+    ("trainer.loss", '"crossentropy"', "unknown loss 'crossentropy' (did you mean 'cross_entropy'?)"),
+    ("trainer.precision", '"fp8"', "trainer.params.precision must be one of"),
+])
+def test_bad_settings_are_one_line_errors_naming_the_setting(workspace, capsys, setting, value, message):
+    from kernel.cli import main
+
+    path = workspace / "wf.toml"
+    path.write_text((ROOT / "examples" / "synthetic.toml").read_text())
+    code = main(["run", str(path), "--quiet", "--set", f"{setting}={value}"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not list((workspace / "runs").glob("*/run.json"))  # nothing was started
+
+
+# -- kernel.load ---------------------------------------------------------------------------------
+def test_load_gives_the_model_its_transforms_and_samples(workspace):
+    import kernel
+
+    run = run_workflow(workflow(epochs=1), quiet=True)[0]
+    loaded = kernel.load(run.id)
+    assert loaded.checkpoint == "best.pt" and loaded.facts["num_classes"] == 4
+    samples = loaded.samples("valid", count=3)
+    assert len(samples) == 3
+    inputs = [x for x, _ in samples]
+    out = loaded.predict(inputs)
+    assert out.shape == (3, 4)
+    assert torch.equal(out, loaded.model(torch.stack(inputs)))
+    with pytest.raises(KernelError, match="no run"):
+        kernel.load("nope")
+
+
+# -- the kernel-only example, end to end -----------------------------------------------------------
+@pytest.mark.slow
+def test_the_synthetic_example_trains_both_models_and_compares_them(cli, workspace):
+    out = cli("run", ROOT / "examples" / "synthetic.toml", "--set", "trainer.epochs=2")
+    assert out.returncode == 0, out.stderr
+    assert "mlp epoch 2/2" in out.stderr and "linear epoch 1/2" in out.stderr  # plain lines off a terminal
+    runs = RunStore(workspace).list()
+    assert sorted(r["model"] for r in runs) == ["linear", "mlp"]
+    for info in runs:
+        run = Run.open(workspace / "runs" / info["id"])
+        assert info["status"] == "completed" and len(run.metrics()) == 2
+        assert {"last.pt", "best.pt"} <= {p.name for p in run.checkpoints.iterdir()}
+        assert list((run.dir / "tensorboard").glob("events.out.tfevents.*"))
+        matrix = json.loads((run.artifacts / "confusion_matrix.json").read_text())
+        assert len(matrix["matrix"]) == 4 and sum(map(sum, matrix["matrix"])) == 400
+        assert (run.artifacts / "reports").is_dir()
+        assert info["defaults"]["loss"] == "cross_entropy" and info["params"]["num_classes"] == 4
+    compare = cli("compare")
+    assert compare.returncode == 0 and "mlp" in compare.stdout and "linear" in compare.stdout
+
+
+@pytest.mark.slow
+def test_parallel_runs_each_model_in_its_own_process(workspace, helpers):
+    results = run_workflow(workflow(models=("kernel.mlp", "train_helpers:BreaksInTraining")), parallel=2, quiet=True)
+    assert [r.status for r in results] == ["completed", "failed"]
+    assert "the model broke" in results[1].info["reason"]
+    assert results[0].info["pid"] != __import__("os").getpid()
+    sequential = run_workflow(workflow(), quiet=True)[0]
+    assert results[0].metrics()[-1]["valid/loss"] == sequential.metrics()[-1]["valid/loss"]  # same seed, same run
