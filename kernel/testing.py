@@ -16,6 +16,7 @@ plugin's own dataset sharing most tags with the component, else ``kernel.synthet
 """
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import subprocess
@@ -113,7 +114,7 @@ class Checker:
                 self.add(comp, f"not exercised: {exc} (give it example= parameters, or "
                                f"example={{'{DATASET_KEY}': ...}} to choose its data)", "warning")
             except Exception as exc:
-                self.add(comp, f"{type(exc).__name__}: {exc}")
+                self.add(comp, f"{type(exc).__name__}: {exc}{_where(exc, self.plugin_folder())}")
         return self.findings
 
     def plugin_module(self) -> str | None:
@@ -124,6 +125,13 @@ class Checker:
             eps = [ep for ep in metadata.entry_points(group="kernel") if ep.name == self.name]
             return eps[0].value.split(":")[0] if eps else None
         return obj.__name__ if inspect.ismodule(obj) else type(obj).__module__
+
+    def plugin_folder(self) -> str | None:
+        """The folder of the plugin's top-level package, where its own code lives."""
+        module = self.plugin_module()
+        spec = importlib.util.find_spec(module.split(".")[0]) if module else None
+        origin = getattr(spec, "origin", None)
+        return str(Path(origin).parent) if origin else None
 
     def check_hook_module(self):
         """Import the hook module and call its hooks in a fresh interpreter; no heavy library may load."""
@@ -235,6 +243,7 @@ class Checker:
         if hasattr(transform, "fit"):
             transform.fit(train)
         x, y = train[0]
+        _seed()  # random augmentations give the same result twice
         out = D.apply([transform], [], x, y)
         if getattr(transform, "joint", False):
             if not (isinstance(out, tuple) and len(out) == 2):
@@ -254,6 +263,7 @@ class Checker:
         state = _through_checkpoint(transform.state_dict())
         fresh = self.catalog.target(comp)(**params_of(comp))
         fresh.load_state_dict(state)
+        _seed()
         if not same(D.apply([fresh], [], x, y), out):
             self.add(comp, "after load_state_dict(state_dict()) a fresh transform gives another result "
                            "than the fitted one")
@@ -538,6 +548,26 @@ def _through_checkpoint(state):
     except Exception as exc:
         raise AssertionError(f"state_dict() holds something a checkpoint cannot load with weights_only=True "
                              f"(use plain data and tensors): {exc}") from None
+
+
+def _seed():
+    import random
+
+    import torch
+
+    random.seed(0)
+    torch.manual_seed(0)
+
+
+def _where(exc, plugin_folder: str | None) -> str:
+    """' (at file:line)': the innermost frame in the plugin's code (else outside the kernel)."""
+    import traceback
+
+    kernel_dir = str(Path(__file__).parent)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(kernel_dir)]
+    own = [f for f in frames if plugin_folder and f.filename.startswith(plugin_folder)]
+    frame = (own or frames or [None])[-1]
+    return f" (at {frame.filename}:{frame.lineno})" if frame else ""
 
 
 def _accepts(fn, count: int) -> bool:
