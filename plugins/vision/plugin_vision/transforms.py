@@ -1,0 +1,277 @@
+"""Image transforms: every ``torchvision.transforms.v2`` class by name, with its own parameters.
+
+``vision.Resize`` is ``plugin_vision.transforms:Resize``, a builder whose signature is the
+torchvision class's, so the kernel's workflow validation catches a misspelt parameter before
+anything runs. Values a TOML file cannot hold as Python objects are given as text:
+``interpolation = "bicubic"``, ``dtype = "float32"``, ``policy = "cifar10"``, nested transforms as
+``[{ use = "vision.RandomCrop", size = 28 }]`` and ``lambd = "package.module:function"``.
+
+Each built transform is *joint*: with a segmentation mask or detection boxes as the target, the
+geometric transforms move them with the image (torchvision's tv_tensors do the work); with a
+class label the target passes through untouched.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import torch
+
+from kernel import KernelError
+
+from . import names
+from .images import as_float, to_image, to_uint8
+
+#: transforms that take uint8 pixels only: float images go in as bytes and come back as floats
+UINT8_ONLY = ("JPEG", "RandomPosterize")
+#: parameters given as text in a workflow and turned into torchvision objects here
+CONVERTED = ("interpolation", "policy", "dtype", "transforms", "lambd", "transformation_matrix", "mean_vector")
+_NOTHING = object()
+
+
+class VisionTransform:
+    """A torchvision v2 transform applied to the kernel's samples (image, and target when it has a shape)."""
+
+    joint = True
+
+    def __init__(self, name: str, transform, uint8_only: bool = False):
+        self.name, self.transform, self.uint8_only = name, transform, uint8_only
+
+    def __repr__(self):
+        return f"vision.{self.name}({self.transform!r})"
+
+    def __call__(self, x, y=_NOTHING):
+        try:
+            if y is _NOTHING:
+                return self._image(x)
+            if isinstance(y, dict) and "boxes" in y or (isinstance(y, torch.Tensor) and y.ndim >= 2):
+                return self._joint(x, y)
+            return self._image(x), y
+        except KernelError:
+            raise
+        except Exception as exc:
+            shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise KernelError(f"vision.{self.name} cannot transform an input of shape {shape}: {exc}") from None
+
+    def _image(self, x):
+        if not isinstance(x, torch.Tensor) and not hasattr(x, "mode"):
+            x = to_image(x)  # arrays and other array-likes
+        if self.uint8_only and isinstance(x, torch.Tensor) and x.is_floating_point():
+            return as_float(self.transform(to_uint8(x)))
+        out = self.transform(x)
+        if hasattr(out, "mode") and self.name != "ToPILImage":
+            out = to_image(out)
+        return out
+
+    def _joint(self, x, y):
+        from torchvision import tv_tensors
+
+        image = tv_tensors.Image(x if isinstance(x, torch.Tensor) else to_image(x))
+        if isinstance(y, dict):
+            boxes = tv_tensors.BoundingBoxes(y["boxes"], format=y.get("format", "XYXY"),
+                                             canvas_size=tuple(image.shape[-2:]))
+            out_x, out_y = self.transform(image, {**y, "boxes": boxes})
+            out_y = {k: v.as_subclass(torch.Tensor) if isinstance(v, torch.Tensor) else v for k, v in out_y.items()}
+        else:
+            out_x, out_y = self.transform(image, tv_tensors.Mask(y))
+            out_y = out_y.as_subclass(torch.Tensor)
+        return out_x.as_subclass(torch.Tensor), out_y
+
+
+def _convert(key: str, value):
+    """A workflow value (text, lists) as the object torchvision expects."""
+    from torchvision.transforms import v2
+
+    if key == "interpolation" and isinstance(value, str):
+        return _enum(v2.InterpolationMode, value, key)
+    if key == "policy" and isinstance(value, str):
+        return _enum(v2.AutoAugmentPolicy, value, key)
+    if key == "dtype" and isinstance(value, str):
+        dtype = getattr(torch, value.replace("torch.", ""), None)
+        if not isinstance(dtype, torch.dtype):
+            raise KernelError(f"dtype: {value!r} is not a torch dtype (e.g. \"float32\", \"uint8\")")
+        return dtype
+    if key == "transforms" and isinstance(value, (list, tuple)):
+        return [_nested(v, i) for i, v in enumerate(value)]
+    if key == "lambd" and isinstance(value, str):
+        return _import(value)
+    if key in ("transformation_matrix", "mean_vector") and not isinstance(value, torch.Tensor):
+        return torch.as_tensor(value, dtype=torch.float32)
+    return value
+
+
+def _enum(enum, value: str, key: str):
+    try:
+        return enum(value.lower())
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in enum)
+        raise KernelError(f"{key}: {value!r} is not one of {choices}") from None
+
+
+def _nested(spec, index: int):
+    import kernel
+
+    if callable(spec):
+        return spec
+    if isinstance(spec, str):
+        spec = {"use": spec}
+    if not isinstance(spec, dict) or "use" not in spec:
+        raise KernelError(f"transforms[{index}]: give a transform as {{ use = \"vision.Resize\", size = 32 }}")
+    params = {k: v for k, v in spec.items() if k not in ("use", "params")} | dict(spec.get("params") or {})
+    built = kernel.create(spec["use"], **params)
+    return built.transform if isinstance(built, VisionTransform) else built
+
+
+def _import(path: str):
+    if ":" in path:
+        module, attr = path.split(":", 1)
+    else:
+        module, _, attr = path.rpartition(".")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise KernelError(f"lambd: cannot import {path!r}: {exc}") from None
+    return obj
+
+
+def transform_signature(name: str) -> inspect.Signature:
+    """The torchvision class's parameters; those given as text here lose their Python-object annotations."""
+    from torchvision.transforms import v2
+
+    sig = inspect.signature(getattr(v2, name))
+    out = []
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            continue  # Lambda's *types: not expressible in a workflow
+        if p.name in CONVERTED:
+            p = p.replace(annotation=inspect.Parameter.empty)
+        if p.default is not p.empty and hasattr(p.default, "value") and hasattr(type(p.default), "__members__"):
+            p = p.replace(default=p.default.value)  # show enums as the text a workflow uses
+        out.append(p.replace(kind=p.KEYWORD_ONLY) if p.kind is not p.VAR_KEYWORD else p)
+    return sig.replace(parameters=out, return_annotation=sig.empty)
+
+
+def _factory(name: str):
+    from torchvision.transforms import v2
+
+    cls = getattr(v2, name)
+    sig = transform_signature(name)
+
+    def build(**params):
+        unknown = [k for k in params if k not in sig.parameters]
+        if unknown and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            from kernel.errors import did_you_mean
+
+            raise KernelError(f"vision.{name}: unknown parameter {unknown[0]!r}"
+                              f"{did_you_mean(unknown[0], sig.parameters)}; it takes: {', '.join(sig.parameters)}")
+        try:
+            transform = cls(**{k: _convert(k, v) for k, v in params.items()})
+        except KernelError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise KernelError(f"vision.{name}: {exc}") from None
+        return VisionTransform(name, transform, uint8_only=name in UINT8_ONLY)
+
+    build.__name__ = build.__qualname__ = name
+    build.__signature__ = sig
+    build.__doc__ = f"torchvision.transforms.v2.{name}, applied to image tensors (and masks/boxes).\n\n" + (
+        inspect.getdoc(cls) or "")
+    return build
+
+
+class Normalize:
+    """Subtract a per-channel mean and divide by a standard deviation; "auto" fits them on the training split.
+
+    With ``mean = "auto"`` (or ``std = "auto"``) the statistics are measured on the training split
+    (after the transforms before this one) by the kernel's ``kernel.value_stats`` analyzer, and kept
+    with the run. ``facts()`` offers ``normalize = {mean, std}`` so renderers can show the images
+    as they were.
+
+    Args:
+        mean: one value per channel, or "auto".
+        std: one value per channel, or "auto".
+        inplace: change the input tensor instead of making a new one.
+        samples: at most this many training samples are read to fit "auto" (evenly spread).
+    """
+
+    def __init__(self, mean: list[float] | str = "auto", std: list[float] | str = "auto", inplace: bool = False,
+                 samples: int = 20000):
+        for key, value in (("mean", mean), ("std", std)):
+            if isinstance(value, str) and value != "auto":
+                raise KernelError(f"vision.Normalize: {key} must be a list of numbers or \"auto\", not {value!r}")
+        if isinstance(std, (list, tuple)) and any(float(s) <= 0 for s in std):
+            raise KernelError(f"vision.Normalize: std must be positive, got {list(std)}")
+        self.mean = None if mean == "auto" else [float(v) for v in _listed(mean)]
+        self.std = None if std == "auto" else [float(v) for v in _listed(std)]
+        self.auto = (mean == "auto", std == "auto")
+        self.inplace, self.samples = inplace, samples
+
+    def fit(self, dataset):
+        if not any(self.auto):
+            return self
+        import kernel
+
+        stats = kernel.create("kernel.value_stats")
+        stats.start({})
+        n = len(dataset)
+        step = max(1, n // max(1, self.samples))
+        indices = list(range(0, n, step))
+        for start in range(0, len(indices), 256):
+            items = [dataset[i] for i in indices[start:start + 256]]
+            stats.update({"split": "train", "inputs": [x for x, _ in items], "targets": [y for _, y in items]})
+        mean, std = stats.stats()
+        if not mean:
+            raise KernelError("vision.Normalize: the training split has no numeric images to fit mean and std on")
+        if self.auto[0]:
+            self.mean = mean
+        if self.auto[1]:
+            self.std = std
+        return self
+
+    def __call__(self, x):
+        if self.mean is None or self.std is None:
+            raise KernelError("vision.Normalize: mean/std are \"auto\" but were never fitted; use it in a "
+                              "workflow (the kernel fits it on the training split) or give the values")
+        from torchvision.transforms.v2.functional import normalize
+
+        if not isinstance(x, torch.Tensor):
+            x = to_image(x)
+        channels = x.shape[-3] if x.ndim >= 3 else 1
+        mean, std = self.mean, self.std
+        if len(mean) != channels or len(std) != channels:
+            if len(mean) == 1 and len(std) == 1:
+                mean, std = mean * channels, std * channels
+            else:
+                raise KernelError(f"vision.Normalize: {len(mean)} mean and {len(std)} std values for images with "
+                                  f"{channels} channel(s)")
+        return normalize(as_float(x), mean, std, inplace=self.inplace)
+
+    def facts(self) -> dict:
+        if self.mean is None or self.std is None:
+            return {}
+        return {"normalize": {"mean": list(self.mean), "std": list(self.std)}}
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state: dict):
+        self.mean = None if state.get("mean") is None else [float(v) for v in state["mean"]]
+        self.std = None if state.get("std") is None else [float(v) for v in state["std"]]
+
+
+def _listed(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+_BUILT: dict = {}
+
+
+def __getattr__(name: str):
+    # every transforms.v2 class is a target here: plugin_vision.transforms:Resize
+    if name in names.TRANSFORMS:
+        if name not in _BUILT:
+            _BUILT[name] = _factory(name)
+        return _BUILT[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
