@@ -27,7 +27,6 @@ from pathlib import Path
 
 from .component import KINDS, Component, Report
 from .errors import KernelError, did_you_mean
-
 from .training.events import EVENTS  # the trainer's events: a callback listens with on_<event>(run, state)
 
 #: Libraries a plugin's hook module must not import: `kernel list` has to stay fast.
@@ -129,7 +128,10 @@ class Checker:
     def plugin_folder(self) -> str | None:
         """The folder of the plugin's top-level package, where its own code lives."""
         module = self.plugin_module()
-        spec = importlib.util.find_spec(module.split(".")[0]) if module else None
+        try:
+            spec = importlib.util.find_spec(module.split(".")[0]) if module else None
+        except (ImportError, ValueError):
+            return None
         origin = getattr(spec, "origin", None)
         return str(Path(origin).parent) if origin else None
 
