@@ -1,0 +1,165 @@
+"""Pictures (and sound) of audio samples: a waveform plot, a spectrogram image in dB.
+
+Axes are in seconds and Hz when the sample rate is known (``context["facts"]["sample_rate"]``),
+else in samples, frames and bins. Each renderer also has ``audio(tensor, context) -> bytes | None``:
+the sample as a WAV file, for an ``<audio>`` element in an HTML report (None for a spectrogram).
+"""
+from __future__ import annotations
+
+import io
+
+from .io import wav_bytes
+
+
+def _floatlike(meta) -> bool:
+    return str(meta.get("dtype", "")).startswith(("float", "bfloat"))
+
+
+def _rate(context):
+    facts = (context or {}).get("facts") or {}
+    rate = facts.get("sample_rate")
+    return int(rate) if rate else None
+
+
+def _to_image(fig):
+    from PIL import Image
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def _figure(rows: int = 1):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(rows, 1, figsize=(6, 1.6 + 1.4 * rows), squeeze=False)
+
+
+class WaveformRenderer:
+    """A waveform: one line per channel, time in seconds."""
+
+    def score(self, meta) -> float:
+        shape = tuple(meta.get("shape") or ())
+        if meta.get("role") != "input" or not _floatlike(meta) or len(shape) != 2:
+            return 0.0
+        channels, frames = shape
+        if channels > 8 or frames < 64:
+            return 0.0
+        return 0.9 if "audio" in (meta.get("tags") or ()) else 0.3
+
+    def render(self, tensor, context):
+        x = tensor.detach().float().cpu()
+        rate = _rate(context)
+        fig, axes = _figure(x.shape[0])
+        import numpy as np
+
+        t = np.arange(x.shape[-1]) / rate if rate else np.arange(x.shape[-1])
+        for c, ax in enumerate(axes[:, 0]):
+            ax.plot(t, x[c].numpy(), linewidth=0.6)
+            ax.set_ylabel(f"ch {c}" if x.shape[0] > 1 else "amplitude")
+            ax.set_xlim(t[0], t[-1])
+        axes[-1, 0].set_xlabel("time (s)" if rate else "sample")
+        axes[0, 0].set_title(_title(context, rate))
+        fig.tight_layout()
+        return _to_image(fig)
+
+    def audio(self, tensor, context):
+        rate = _rate(context)
+        return wav_bytes(tensor, rate) if rate else None
+
+
+class SpectrogramRenderer:
+    """A spectrogram in dB, time in seconds and frequency in Hz: (channels, bins, frames) power or
+    complex STFT, or a waveform (the STFT is computed)."""
+
+    def score(self, meta) -> float:
+        shape = tuple(meta.get("shape") or ())
+        audio = "audio" in (meta.get("tags") or ())
+        if meta.get("role") != "input":
+            return 0.0
+        if str(meta.get("dtype", "")).startswith("complex") and len(shape) in (2, 3):
+            return 0.95  # a complex STFT: nothing else draws it
+        if not _floatlike(meta):
+            return 0.0
+        if len(shape) == 3 and shape[0] <= 8 and shape[1] >= 8 and shape[2] >= 2:
+            return 0.9 if audio else 0.0  # (C, H, W) without the audio tag is an image
+        if len(shape) == 2 and shape[1] >= 64 and shape[0] <= 8:
+            return 0.2 if audio else 0.0  # a waveform: the waveform plot comes first
+        return 0.0
+
+    def render(self, tensor, context):
+        import torch
+
+        x = tensor.detach().cpu()
+        rate = _rate(context)
+        spec = ((context or {}).get("facts") or {}).get("spectrogram") or {}
+        if x.ndim == 2 and not x.is_complex():  # a waveform: its STFT
+            n_fft = 512 if x.shape[-1] >= 2048 else 64
+            window = torch.hann_window(n_fft)
+            x = torch.stft(x.float(), n_fft, n_fft // 4, window=window, return_complex=True)
+            spec = {"n_fft": n_fft, "hop_length": n_fft // 4}
+        if x.ndim == 2:
+            x = x.unsqueeze(0)
+        if x.is_complex():
+            db = 10 * torch.log10(x.abs().pow(2).clamp_min(1e-10))
+        elif float(x.min()) < 0:  # below zero is not power: already logarithmic (AmplitudeToDB, log-mel)
+            db = x.float()
+        else:
+            scale = 20 if spec.get("power") == 1.0 else 10  # magnitude or power
+            db = scale * torch.log10(x.float().clamp_min(1e-10))
+        bins, frames = db.shape[-2], db.shape[-1]
+        n_fft = int(spec.get("n_fft") or 2 * (bins - 1))
+        hop = int(spec.get("hop_length") or max(1, n_fft // 2))
+        extent_t = frames * hop / rate if rate else frames
+        mel = spec.get("n_mels")
+        extent_f = rate / 2 if rate and not mel else bins
+        fig, axes = _figure(db.shape[0])
+        for c, ax in enumerate(axes[:, 0]):
+            image = ax.imshow(db[c].numpy(), origin="lower", aspect="auto", cmap="magma",
+                              extent=(0, extent_t, 0, extent_f))
+            if rate and mel:
+                ax.set_ylabel("mel band")
+            else:
+                ax.set_ylabel("frequency (Hz)" if rate else "bin")
+            fig.colorbar(image, ax=ax, label="dB")
+        axes[-1, 0].set_xlabel("time (s)" if rate else "frame")
+        axes[0, 0].set_title(_title(context, rate))
+        fig.tight_layout()
+        return _to_image(fig)
+
+    def audio(self, tensor, context):
+        rate = _rate(context)
+        if rate and tensor.ndim == 2 and not tensor.is_complex():
+            return wav_bytes(tensor, rate)
+        return None  # a spectrogram has lost its phase: nothing to play
+
+
+def _label(value, classes) -> str:
+    import torch
+
+    t = torch.as_tensor(value)
+    if t.ndim == 0 and not t.is_floating_point():
+        i = int(t)
+        return str(classes[i]) if classes and 0 <= i < len(classes) else str(i)
+    if t.ndim == 1 and t.is_floating_point() and classes and t.numel() == len(classes):
+        return str(classes[int(t.argmax())])
+    return f"tensor{tuple(t.shape)}"
+
+
+def _title(context, rate) -> str:
+    context = context or {}
+    parts = []
+    target = context.get("target")
+    if target is not None:
+        parts.append(f"label: {_label(target, context.get('classes'))}")
+    if context.get("prediction") is not None:
+        parts.append(f"predicted: {_label(context['prediction'], context.get('classes'))}")
+    if rate:
+        parts.append(f"{rate} Hz")
+    return "   ".join(parts)
