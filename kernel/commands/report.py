@@ -22,6 +22,8 @@ def register(cli):
     p.add_argument("--port", type=int, default=8787, help="port (default: 8787; 0 picks a free one)")
     p.add_argument("--allow-control", action="store_true", help="allow stopping and resuming runs from the page")
     p.add_argument("--metric", help="the metric to compare runs by (default: the runs' monitor)")
+    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                   help="how often the page asks for new epochs (default: 2)")
     p.add_argument("--verbose", action="store_true", help="log every request")
 
 
@@ -32,13 +34,14 @@ def _store_root():
 
 
 def select_runs(root, refs, workflow):
-    """The runs a report covers: those named, those of ``workflow``, or those of the last-trained workflow."""
+    """The runs a report covers: those named and those of ``workflow``; with neither, those of the
+    workflow trained last."""
     from ..errors import KernelError, did_you_mean
-    from ..report.runs import StoreReader, resolve_runs
+    from ..report.runs import StoreReader, resolve_runs, run_order
 
-    if refs:
-        runs = resolve_runs(root, refs)
-        return [r for r in runs if not workflow or r.info.get("workflow") == workflow] or runs
+    named = resolve_runs(root, refs) if refs else []
+    if refs and not workflow:
+        return named
     runs = StoreReader(root).scan()
     if not runs:
         raise KernelError(f"no runs in {root}; train some first (`kernel run WORKFLOW.toml`), "
@@ -50,7 +53,8 @@ def select_runs(root, refs, workflow):
         known = sorted({str(r.info.get("workflow")) for r in runs})
         raise KernelError(f"no runs of workflow {workflow!r} in {root}{did_you_mean(workflow, known)}; "
                           f"workflows with runs: {', '.join(known)}")
-    return chosen
+    ids = {r.id for r in chosen}
+    return sorted(chosen + [r for r in named if r.id not in ids], key=run_order)
 
 
 def report_cmd(args):
@@ -81,9 +85,11 @@ def dashboard_cmd(args):
 
     if not 0 <= args.port <= 65535:
         raise KernelError(f"--port {args.port}: choose a port between 1 and 65535 (0 picks a free one)")
+    if not 0.1 <= args.interval <= 3600:
+        raise KernelError(f"--interval {args.interval}: choose between 0.1 and 3600 seconds")
     try:
         server = make_server(workspace(), args.host, args.port, args.allow_control, args.metric,
-                             quiet=not args.verbose)
+                             interval_ms=int(args.interval * 1000), quiet=not args.verbose)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise KernelError(f"port {args.port} on {args.host} is in use; choose another with --port "

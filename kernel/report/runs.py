@@ -98,7 +98,7 @@ class StoreReader:
         self._lock = threading.Lock()
 
     def scan(self) -> list[RunData]:
-        """Every readable run, oldest first (by creation time, then id)."""
+        """Every readable run, oldest first (see :func:`run_order`)."""
         try:
             names = sorted(e.name for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False))
         except OSError:
@@ -123,8 +123,14 @@ class StoreReader:
                 runs.append(run)
             for gone in set(self._cache) - seen:
                 del self._cache[gone]
-        runs.sort(key=lambda r: (str(r.info.get("created") or ""), r.id))
+        runs.sort(key=run_order)
         return runs
+
+
+def run_order(run: RunData):
+    """Oldest first; models of one workflow started in the same second keep the workflow's order."""
+    index = run.info.get("model_index")
+    return (str(run.info.get("created") or ""), index if isinstance(index, int) else 0, run.id)
 
 
 def resolve_runs(root: Path, refs: list[str]) -> list[RunData]:
