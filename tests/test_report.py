@@ -86,6 +86,18 @@ def test_nan_in_metrics_becomes_a_gap_not_invalid_json(tmp_path):
     assert json.loads(text)["curves"][run.name]["valid/loss"][1] is None
 
 
+def test_a_foreign_or_damaged_run_json_still_renders(tmp_path):
+    run = write_run(tmp_path / "runs")
+    info = json.loads((run / "run.json").read_text())
+    info.update(params=[1, 2], defaults="x", tags="abc", best=[0.5], final=None, monitor=3, mode="up",
+                epochs="five", param_count="many", pid="x", host=None, model=None)
+    (run / "run.json").write_text(json.dumps(info))
+    data = json.loads(to_script_json(build_page([load_run(run)])))
+    (summary,) = data["runs"]
+    assert summary["label"] == run.name and summary["tags"] == [] and summary["epochs_done"] == 5
+    assert data["groups"][0]["metric"] == "valid/loss"  # the first validation curve, the monitor being unusable
+
+
 # -- the page's data ---------------------------------------------------------------------------
 def test_runs_are_grouped_by_dataset_and_the_best_run_gives_the_confusion_matrix(store):
     data = build_page(StoreReader(store).scan())

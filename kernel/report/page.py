@@ -83,6 +83,11 @@ def _number(value):
     return None
 
 
+def _dict(value) -> dict:
+    """A field that should be a dict; anything else (a damaged or foreign run.json) reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
 def curves(run: RunData) -> dict:
     """The run's metric rows as columns: ``{"epoch": [...], "valid/loss": [...], ...}`` (nulls for gaps).
 
@@ -107,10 +112,10 @@ def curves(run: RunData) -> dict:
 def summarise(run: RunData, index: int, columns: dict) -> dict:
     """One run's row: identity, status, settings, sizes and times (the page picks metrics from curves)."""
     info = run.info
-    params = flatten(info.get("params") or {})
+    params = flatten(_dict(info.get("params")))
     if info.get("use"):
         params = {"model": info["use"], **params}
-    trainer = {k: v for k, v in (info.get("defaults") or {}).items() if k not in ("device", "num_workers")}
+    trainer = {k: v for k, v in _dict(info.get("defaults")).items() if k not in ("device", "num_workers")}
     params.update(flatten(trainer, "trainer"))
     if "seed" in info:
         params["seed"] = info["seed"]
@@ -118,13 +123,14 @@ def summarise(run: RunData, index: int, columns: dict) -> dict:
     duration = _number(info.get("duration_s"))
     return {
         "id": run.id, "label": str(info.get("model") or run.id), "color": colour(index),
-        "workflow": str(info.get("workflow") or ""), "tags": [str(t) for t in info.get("tags") or []],
+        "workflow": str(info.get("workflow") or ""), "tags": [str(t) for t in info.get("tags") or [] if isinstance(info.get("tags"), list)],
         "fingerprint": str(info.get("fingerprint") or "unknown"), "status": info.get("status"),
         "reason": info.get("reason"), "created": info.get("created"), "started": info.get("started"),
         "ended": info.get("ended"), "duration_s": duration if duration is not None else (elapsed[-1] if elapsed else None),
         "epochs": _number(info.get("epochs")), "epochs_done": max(_number(info.get("epochs_done")) or 0, len(columns["epoch"])),  # run.json may lag
-        "param_count": _number(info.get("param_count")), "monitor": info.get("monitor"), "mode": info.get("mode"),
-        "best": info.get("best") or {}, "final": info.get("final") or {}, "params": params,
+        "param_count": _number(info.get("param_count")), "monitor": info.get("monitor") if isinstance(info.get("monitor"), str) else None,
+        "mode": info.get("mode") if info.get("mode") in ("min", "max") else None,
+        "best": _dict(info.get("best")), "final": _dict(info.get("final")), "params": params,
     }
 
 

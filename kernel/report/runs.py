@@ -72,7 +72,7 @@ def load_run(folder: Path) -> RunData | None:
     if not isinstance(info, dict):
         return None
     info = dict(info)
-    info.setdefault("id", folder.name)
+    info["id"] = folder.name  # the directory is the run's address (files, stop, resume)
     info["status"] = _status(info)
     return RunData(folder, info, read_metrics(folder / "metrics.jsonl"))
 
