@@ -25,7 +25,7 @@ def test_dashboard_shows_new_epochs_of_a_run_being_written(open_page, workspace,
     live = write_run(root, model="cnn", quality=0.9, index=1, epochs=6, epochs_done=2, status="running",
                      pid=os.getpid(), tags=["candidate"])
     write_run(root, workflow="speech", model="rnn", index=2, fingerprint="other-data")
-    with DashboardProcess(workspace) as d:
+    with DashboardProcess(workspace, "--interval", "0.5") as d:
         w = open_page(allowed_origin=d.url)
         w.page.goto(d.url + "/")
         w.page.wait_for_selector("#curves .main-svg")
@@ -43,7 +43,7 @@ def test_dashboard_shows_new_epochs_of_a_run_being_written(open_page, workspace,
         with open(live / "metrics.jsonl", "a") as f:
             f.write('{"epoch": 3, "step": 30, "valid/acc')
             f.flush()
-        time.sleep(2.5)  # at least one poll sees the cut line
+        time.sleep(1.5)  # polls see the cut line
         assert epochs_of(w.page, live.name) == 2
         with open(live / "metrics.jsonl", "a") as f:
             f.write('uracy": 0.71}\n')

@@ -22,7 +22,7 @@ def test_dashboard_follows_stops_and_resumes_a_real_training(open_page, workspac
     with DashboardProcess(workspace, "--interval", "0.3", "--allow-control") as d:
         w = open_page(allowed_origin=d.url)
         w.page.goto(d.url + "/")  # an empty store first: the page waits for runs
-        w.page.wait_for_selector("#summary:has-text('0 runs')")
+        w.page.wait_for_selector("#summary:has-text('no runs in the store yet')")
         training = subprocess.Popen([sys.executable, "-m", "kernel.cli", "run", str(ROOT / "examples" / "synthetic.toml"),
                                      "--set", f"trainer.epochs={EPOCHS}", "--quiet"], cwd=workspace,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -77,6 +77,9 @@ def test_clicking_a_column_sorts_the_table(open_page, report, tmp_path):
     assert labels == sorted(labels)
     w.page.click("#runs-table th[data-key='param:hidden']")
     assert [int(v) for v in column(w.page, "param:hidden")] == [32, 64, 96]
+    w.page.focus("#runs-table th[data-key='param:hidden']")
+    w.page.keyboard.press("Enter")  # the keyboard sorts too
+    assert [int(v) for v in column(w.page, "param:hidden")] == [96, 64, 32]
     w.page.screenshot(path=str(tmp_path / "report-sorted.png"))
     assert w.errors == []
 

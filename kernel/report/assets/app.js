@@ -178,6 +178,7 @@
     runs.forEach(function (r) { counts[r.status] = (counts[r.status] || 0) + 1; });
     var parts = [runs.length + " run" + (runs.length === 1 ? "" : "s")];
     Object.keys(counts).sort().forEach(function (s) { parts.push(counts[s] + " " + s); });
+    if (!S.data.runs.length) parts = ["no runs in the store yet: `kernel run WORKFLOW.toml` starts some"];
     parts.push((S.options.live ? "updated " : "generated ") + S.data.generated);
     $("summary").textContent = parts.join(" \u00b7 ");
   }
@@ -266,11 +267,17 @@
     if (sortCol) rows.sort(function (a, b) { return compare(sortCol.get(a), sortCol.get(b)); });
     var head = el("tr", {}, cols.map(function (c) {
       var cls = c.key === S.sortKey ? (S.sortDir > 0 ? "sorted-asc" : "sorted-desc") : null;
-      return el("th", { "data-key": c.key, className: cls, title: "sort by " + c.label, text: c.label, onclick: function () {
+      var sort = function () {
         S.sortDir = S.sortKey === c.key ? -S.sortDir : (c.num && /best|final/.test(c.key) && modeFor(S.metric) === "max" ? -1 : 1);
         S.sortKey = c.key;
         renderTable(visibleRuns());
-      } });
+        var th = document.querySelector("#runs-table th[data-key='" + c.key + "']");
+        if (th) th.focus();
+      };
+      var th = el("th", { "data-key": c.key, className: cls, title: "sort by " + c.label, text: c.label, tabindex: "0",
+                          "aria-sort": cls ? (S.sortDir > 0 ? "ascending" : "descending") : null, onclick: sort });
+      th.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); } });
+      return th;
     }));
     if (S.options.token) head.appendChild(el("th", { text: "control" }));
     table.tHead.textContent = "";
