@@ -72,6 +72,15 @@ def main():
             _, etag, data = warm.state()
             dashboard_html(data, warm.token, etag)
 
+        epoch = [args.epochs]
+        one = next(p for p in root.iterdir() if (p / "metrics.jsonl").is_file())
+
+        def poll_after_epoch():  # a poll while a run trains: one run's curve has grown, the state is rebuilt
+            epoch[0] += 1
+            with open(one / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"epoch": epoch[0], "valid/accuracy": 0.5, "valid/loss": 1.0}) + "\n")
+            warm.state()
+
         server = make_server(workspace, port=0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -87,6 +96,7 @@ def main():
             ("parse run.json + metrics (baseline)", lambda: bare_read(root)),
             ("page, cold server", page_cold),
             ("page, warm server", page_warm),
+            ("poll after a new epoch", poll_after_epoch),
             ("GET / over HTTP", http_page),
             ("GET /api/state over HTTP", http_state),
             (f"kernel report, {len(runs)} runs", lambda: report_html(StoreReader(root).scan())),

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runstore_fixtures import DashboardProcess, append_epoch, metric_row, raw_request, write_run  # noqa: E402
 
-from kernel.report.server import path_segments  # noqa: E402
+from kernel.report.server import Dashboard, path_segments  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +147,18 @@ def test_path_segments_rules():
     assert path_segments("/files/a%20b/c.png?x=1") == ["files", "a b", "c.png"]
     for bad in ("/../x", "/a/./b", "/a//b", "/%2e%2e", "/a%2fb", "/a%5cb", "x", "/%ff%fe", "/~root"):
         assert path_segments(bad) is None, bad
+
+
+def test_state_is_rebuilt_when_artifacts_arrive(workspace):
+    """The confusion matrix and samples are written when a run ends: the dashboard must notice."""
+    run = write_run(workspace / "runs", artifacts=False)
+    d = Dashboard(workspace)
+    _, etag, data = d.state()
+    assert data["groups"][0]["dataset"]["confusion"] is None
+    assert d.state()[1] == etag  # nothing changed: same state
+    from runstore_fixtures import write_artifacts
+
+    write_artifacts(run, 0.8)
+    _, etag2, data = d.state()
+    assert etag2 != etag and data["groups"][0]["dataset"]["confusion"]["run"] == run.name
+    assert data["groups"][0]["dataset"]["samples"][0]["input"] == f"/files/{run.name}/samples/0_input.png"

@@ -39,6 +39,10 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
+#: Files of a run's artifacts the page shows; a change in one (or a report added) re-reads the run.
+ARTIFACT_FILES = ("samples/samples.json", "confusion_matrix.json", "reports")
+
+
 def _stamp(path: Path):
     """What changes when a file is rewritten or appended to: (mtime, size), or None if absent."""
     try:
@@ -96,6 +100,8 @@ class StoreReader:
         self.root = Path(root)
         self._cache: dict[str, tuple] = {}
         self._lock = threading.Lock()
+        #: what the last scan saw (files' stamps and statuses): equal signatures, equal pages
+        self.signature: tuple = ()
 
     def scan(self) -> list[RunData]:
         """Every readable run, oldest first (see :func:`run_order`)."""
@@ -103,12 +109,13 @@ class StoreReader:
             names = sorted(e.name for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False))
         except OSError:
             names = []
-        runs = []
+        runs, signature = [], []
         with self._lock:
             seen = set()
             for name in names:
                 folder = self.root / name
-                key = (_stamp(folder / "run.json"), _stamp(folder / "metrics.jsonl"))
+                key = (_stamp(folder / "run.json"), _stamp(folder / "metrics.jsonl"),
+                       *(_stamp(folder / "artifacts" / part) for part in ARTIFACT_FILES))
                 if key[0] is None:
                     continue
                 seen.add(name)
@@ -121,8 +128,10 @@ class StoreReader:
                         continue
                     self._cache[name] = (key, run)
                 runs.append(run)
+                signature.append((name, key, run.info.get("status")))
             for gone in set(self._cache) - seen:
                 del self._cache[gone]
+            self.signature = tuple(signature)
         runs.sort(key=run_order)
         return runs
 

@@ -70,6 +70,8 @@ class Dashboard:
         self.bound_host = bound_host
         self.resumes: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
+        self._control_lock = threading.Lock()
+        self._state = None
 
     def link(self, run: RunData, relative: str) -> str | None:
         if not (run.artifacts / relative).is_file():
@@ -77,12 +79,17 @@ class Dashboard:
         return f"/files/{quote(run.id, safe='')}/" + "/".join(quote(p, safe="") for p in relative.split("/"))
 
     def state(self) -> tuple[bytes, str, dict]:
-        """The page's data as JSON bytes, its ETag (which ignores the time stamp), and the data."""
-        data = build_page(self.reader.scan(), metric=self.metric, link=self.link, title="kernel dashboard", live=True)
-        generated = data.pop("generated")
-        etag = '"' + hashlib.sha1(to_json(data).encode()).hexdigest()[:20] + '"'
-        data["generated"] = generated
-        return to_json(data).encode(), etag, data
+        """The page's data as JSON bytes, its ETag, and the data; built again only when a run's files or
+        status changed since the last call (a poll of an unchanged store costs a few stat calls)."""
+        with self._lock:
+            runs = self.reader.scan()
+            if self._state is not None and self._state[0] == self.reader.signature:
+                return self._state[1]
+            data = build_page(runs, metric=self.metric, link=self.link, title="kernel dashboard", live=True)
+            body = to_json(data).encode()
+            etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+            self._state = (self.reader.signature, (body, etag, data))
+            return body, etag, data
 
     def artifact(self, run_id: str, rest: list[str]) -> Path | None:
         run_dir = self.root / run_id
@@ -122,7 +129,7 @@ class Dashboard:
             return 404, {"error": f"no run {run_id}"}
         if run.info["status"] not in ("interrupted", "failed"):
             return 409, {"error": f"run {run_id} is {run.info['status']}; only interrupted or failed runs resume"}
-        with self._lock:
+        with self._control_lock:
             previous = self.resumes.get(run_id)
             if previous is not None and previous.poll() is None:
                 return 409, {"error": f"run {run_id} is already being resumed (process {previous.pid})"}

@@ -179,7 +179,7 @@
     var parts = [runs.length + " run" + (runs.length === 1 ? "" : "s")];
     Object.keys(counts).sort().forEach(function (s) { parts.push(counts[s] + " " + s); });
     if (!S.data.runs.length) parts = ["no runs in the store yet: `kernel run WORKFLOW.toml` starts some"];
-    parts.push((S.options.live ? "updated " : "generated ") + S.data.generated);
+    parts.push(S.options.live ? "checked " + (S.checked || new Date()).toLocaleTimeString() : "generated " + S.data.generated);
     $("summary").textContent = parts.join(" \u00b7 ");
   }
 
@@ -449,7 +449,8 @@
       return resp.json();
     }).then(function (data) {
       if ($("message").textContent.indexOf("unreachable") >= 0) message("");
-      if (data) { S.data = data; render(); }
+      S.checked = new Date();
+      if (data) { S.data = data; render(); } else renderSummary(visibleRuns());
     }).catch(function (err) {
       message("dashboard server unreachable (" + err.message + "); retrying");
     }).then(function () { timer = setTimeout(poll, S.options.interval || 2000); });
