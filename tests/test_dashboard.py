@@ -73,6 +73,18 @@ def test_artifacts_are_served_but_a_link_out_of_them_is_not(dashboard, store):
     assert status == 404
 
 
+def test_a_linked_artifacts_folder_or_run_folder_is_not_followed(workspace, tmp_path):
+    outside = write_run(tmp_path / "elsewhere", model="secret")
+    run = write_run(workspace / "runs", model="mlp", artifacts=False)
+    (run / "artifacts").symlink_to(outside / "artifacts")
+    (workspace / "runs" / outside.name).symlink_to(outside)
+    d = Dashboard(workspace)
+    assert d.artifact(run.name, ["samples", "0_input.png"]) is None
+    assert d.artifact(outside.name, ["samples", "0_input.png"]) is None
+    assert d.artifact(run.name, ["..", "run.json"]) is None
+    assert [r.id for r in d.reader.scan()] == [run.name]  # the linked run is not listed either
+
+
 def test_a_foreign_host_name_is_refused(dashboard):
     """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read the store."""
     status, _ = raw_request(dashboard.host, dashboard.port, "/api/state", headers={"Host": "evil.example"})
@@ -162,3 +174,11 @@ def test_state_is_rebuilt_when_artifacts_arrive(workspace):
     _, etag2, data = d.state()
     assert etag2 != etag and data["groups"][0]["dataset"]["confusion"]["run"] == run.name
     assert data["groups"][0]["dataset"]["samples"][0]["input"] == f"/files/{run.name}/samples/0_input.png"
+
+
+def test_other_methods_are_not_allowed(dashboard):
+    for method in ("PUT", "DELETE", "PATCH"):
+        status, _ = raw_request(dashboard.host, dashboard.port, "/", method=method)
+        assert status == 405, method
+    status, body = raw_request(dashboard.host, dashboard.port, "/api/state", method="HEAD")
+    assert status == 200 and body == b""

@@ -95,7 +95,9 @@ class Dashboard:
         run_dir = self.root / run_id
         if not (run_dir / "run.json").is_file() or not rest:
             return None
-        base = (run_dir / "artifacts").resolve()
+        # the store's own path, links resolved; the run's folders below it must be real folders, so a
+        # linked run directory or artifacts folder cannot lead out of the store either
+        base = self.root.resolve() / run_id / "artifacts"
         try:
             target = base.joinpath(*rest).resolve()
         except (OSError, RuntimeError):
