@@ -69,7 +69,8 @@ def write_run(runs_root: Path, *, workflow: str = "digits", model: str = "mlp", 
     runs_root = Path(runs_root)
     created_at = dt.datetime(2026, 11, 22, 8, 0, 0, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=index)
     created = created or created_at.isoformat().replace("+00:00", "Z")
-    run_id = f"{workflow}-{model}-{created_at:%Y%m%d-%H%M%S}-{index:04x}"
+    slug = "".join(c if c.isalnum() or c in "_." else "-" for c in model).strip("-")  # as the store names runs
+    run_id = f"{workflow}-{slug}-{created_at:%Y%m%d-%H%M%S}-{index:04x}"
     run_dir = runs_root / run_id
     run_dir.mkdir(parents=True)
     done = epochs if epochs_done is None else epochs_done

@@ -103,3 +103,19 @@ def test_curves_download_as_csv_and_png_and_follow_the_metric(open_page, report,
     values = [float(v) for v in column(w.page, "best")]
     assert values == sorted(values)  # a loss: lowest first
     assert w.errors == []
+
+
+def test_text_from_run_files_is_shown_as_text(open_page, workspace, cli, tmp_path):
+    """A run label or parameter name is data: no link, markup or hover template gets through."""
+    label = '<a href="https://example.invalid/x">evil</a> %{y}'
+    write_run(workspace / "runs", model=label, index=0, params={"<b>bold</b>": 1})
+    write_run(workspace / "runs", model="plain", index=1, params={"<b>bold</b>": 2})
+    assert cli("report", "-o", "report.html").returncode == 0
+    w = open_page()
+    w.page.goto((workspace / "report.html").as_uri())
+    w.page.wait_for_selector("#params .main-svg")
+    assert w.page.locator("svg a, #runs-table a, svg b").count() == 0
+    assert label in w.page.text_content("#curves .legend")
+    assert "<b>bold</b>" in w.page.text_content("#params")
+    assert label in w.page.inner_text("#runs-table")
+    assert w.errors == [] and w.blocked == []

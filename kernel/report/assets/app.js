@@ -32,6 +32,13 @@
 
   function isNum(v) { return typeof v === "number" && isFinite(v); }
 
+  // plotly reads its strings as a little HTML (links included) and hover templates as templates:
+  // text from run files (labels, parameter and class names) goes in as plain text
+  function txt(v) {
+    return String(v === null || v === undefined ? "" : v).replace(/&/g, "&amp;").replace(/</g, "&lt;")
+      .replace(/>/g, "&gt;").replace(/%\{/g, "%&#123;");
+  }
+
   function fmt(v) {
     if (v === null || v === undefined) return "";
     if (typeof v === "boolean") return v ? "true" : "false";
@@ -189,21 +196,21 @@
     runs.forEach(function (r) {
       var xs = column(r, "epoch");
       if (column(r, metric).length) {
-        traces.push({ x: xs, y: column(r, metric), name: r.label, legendgroup: r.id, mode: "lines+markers",
+        traces.push({ x: xs, y: column(r, metric), name: txt(r.label), legendgroup: r.id, mode: "lines+markers",
                       line: { color: r.color, width: 2 }, marker: { size: 5 }, meta: { run: r.id, role: "metric" },
-                      hovertemplate: r.label + "<br>epoch %{x}<br>" + metric + " %{y}<extra></extra>" });
+                      hovertemplate: txt(r.label) + "<br>epoch %{x}<br>" + txt(metric) + " %{y}<extra></extra>" });
       }
       if (other && column(r, other).length) {
-        traces.push({ x: xs, y: column(r, other), name: r.label + " (" + other.split("/")[0] + ")", legendgroup: r.id,
+        traces.push({ x: xs, y: column(r, other), name: txt(r.label + " (" + other.split("/")[0] + ")"), legendgroup: r.id,
                       showlegend: false, mode: "lines", line: { color: r.color, width: 1.5, dash: "dash" },
                       meta: { run: r.id, role: "companion" },
-                      hovertemplate: r.label + "<br>epoch %{x}<br>" + other + " %{y}<extra></extra>" });
+                      hovertemplate: txt(r.label) + "<br>epoch %{x}<br>" + txt(other) + " %{y}<extra></extra>" });
       }
     });
     var hint = document.querySelector("#sec-curves .hint");
     hint.textContent = "solid: " + (metric || "") + (other ? ", dashed: " + other : "");
     var layout = { uirevision: S.group + "|" + S.filter + "|" + metric, margin: { t: 20, r: 20, b: 50, l: 60 },
-                   xaxis: { title: { text: "epoch" }, rangemode: "tozero" }, yaxis: { title: { text: metric || "" } },
+                   xaxis: { title: { text: "epoch" }, rangemode: "tozero" }, yaxis: { title: { text: txt(metric || "") } },
                    legend: { orientation: "v" }, hovermode: "closest" };
     Plotly.react($("curves"), traces, layout, PLOT_CONFIG);
   }
@@ -309,16 +316,16 @@
       var xs = scored.map(value), numeric = xs.every(function (v) { return v === null || isNum(v); });
       var axis = i === 0 ? "" : String(i + 1);
       traces.push({ type: "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
-                    x: numeric ? xs : xs.map(function (v) { return fmt(v); }),
+                    x: numeric ? xs : xs.map(function (v) { return txt(fmt(v)); }),
                     y: scored.map(function (r) { return bestOf(r, metric).value; }),
-                    text: scored.map(function (r) { return r.label; }),
+                    text: scored.map(function (r) { return txt(r.label); }),
                     marker: { size: 11, color: scored.map(function (r) { return r.color; }), line: { width: 1, color: "#333" } },
-                    meta: { dimension: d }, hovertemplate: "%{text}<br>" + d + " %{x}<br>" + metric + " %{y}<extra></extra>" });
+                    meta: { dimension: d }, hovertemplate: "%{text}<br>" + txt(d) + " %{x}<br>" + txt(metric) + " %{y}<extra></extra>" });
       var positive = numeric && xs.filter(isNum).length > 1 && xs.filter(isNum).every(function (v) { return v > 0; });
       var spread = positive ? Math.max.apply(null, xs.filter(isNum)) / Math.min.apply(null, xs.filter(isNum)) : 1;
-      layout["xaxis" + axis] = { title: { text: d === "parameters" ? "parameter count" : d },
+      layout["xaxis" + axis] = { title: { text: d === "parameters" ? "parameter count" : txt(d) },
                                  type: numeric ? (spread >= 100 ? "log" : "linear") : "category" };
-      layout["yaxis" + axis] = { title: { text: i % columns === 0 ? "best " + metric : "" } };
+      layout["yaxis" + axis] = { title: { text: i % columns === 0 ? "best " + txt(metric) : "" } };
     });
     Plotly.react($("params"), traces, layout, PLOT_CONFIG);
   }
@@ -332,7 +339,7 @@
     $("confusion-run").textContent = "valid split, best checkpoint of the best run: " + (run ? run.label : c.run);
     var size = Math.min(900, Math.max(360, 40 * c.classes.length + 160));
     Plotly.react($("confusion"), [{
-      type: "heatmap", z: c.matrix, x: c.classes, y: c.classes, colorscale: [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]], texttemplate: c.classes.length <= 30 ? "%{z}" : "",
+      type: "heatmap", z: c.matrix, x: c.classes.map(txt), y: c.classes.map(txt), colorscale: [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]], texttemplate: c.classes.length <= 30 ? "%{z}" : "",
       hovertemplate: "target %{y}<br>prediction %{x}<br>%{z}<extra></extra>"
     }], { width: size, height: size, margin: { t: 20, r: 20, b: 90, l: 90 }, uirevision: c.run,
           xaxis: { title: { text: "prediction" }, type: "category" },
