@@ -175,3 +175,15 @@ def test_kernel_report_mistakes_are_one_line(store, cli, args, words):
 def test_kernel_report_with_an_empty_store_says_what_to_do(cli):
     result = cli("report")
     assert result.returncode == 2 and "kernel run" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_docs_name_every_option_of_both_commands():
+    from kernel.cli import build_parser
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "report.md").read_text()
+    parser, _, _ = build_parser(())
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in ("report", "dashboard"):
+        flags = {o for a in sub.choices[name]._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+        synopsis = next(line for line in docs.splitlines() if line.startswith(f"kernel {name} ["))
+        assert flags <= set(synopsis.replace("[", " ").replace("]", " ").split()), (name, flags)
