@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -79,12 +80,13 @@ class RunStore:
 
         self.root = Path(workspace or default_workspace()) / "runs"
         self.index_path = self.root / "index.sqlite"
+        self._con, self._lock = None, threading.Lock()
 
     # -- the index ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
         fresh = not self.index_path.exists()
-        con = sqlite3.connect(self.index_path, timeout=60, isolation_level=None)
+        con = sqlite3.connect(self.index_path, timeout=60, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA busy_timeout = 60000")
         for attempt in range(50):  # switching to WAL needs a moment alone with the file
             try:
@@ -100,11 +102,10 @@ class RunStore:
 
     def index(self, info: dict):
         """Insert or replace one run's row; called whenever its run.json is written."""
-        con = self._connect()
-        try:
-            con.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_COLUMNS))})", _row(info))
-        finally:
-            con.close()
+        with self._lock:  # a training process keeps one connection, shared by its writer thread
+            if self._con is None or not self.index_path.exists():
+                self._con = self._connect()
+            self._con.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_COLUMNS))})", _row(info))
 
     def reindex(self) -> int:
         """Rebuild the index from the run directories; returns the number of runs."""
@@ -241,10 +242,11 @@ class Run:
     def __repr__(self):
         return f"Run({self.id!r}, status={self.status!r})"
 
-    def save(self):
-        """Write run.json atomically and update the index."""
-        write_atomic(self.dir / "run.json", json.dumps(self.info, indent=2, default=str).encode())
-        self.store.index(self.info)
+    def save(self, info: dict | None = None):
+        """Write run.json atomically and update the index (``info``: a copy of ``self.info`` taken earlier)."""
+        info = self.info if info is None else info
+        write_atomic(self.dir / "run.json", json.dumps(info, indent=2, default=str).encode())
+        self.store.index(info)
 
     def update(self, **fields):
         self.info.update(fields)

@@ -76,12 +76,15 @@ class Checkpoint:
     def on_epoch_end(self, run, state):
         if state.stop is not None and state.stop[0] == "failed":
             return  # keep the last good weights
-        folder = run.checkpoints
+        state.writer.submit(self.save, run.checkpoints, state.snapshot(), state.improved)
+
+    @staticmethod
+    def save(folder, snapshot: dict, improved: bool):
         last = folder / "last.pt"
         if last.exists():
             last.replace(folder / "previous.pt")
-        ckpt.save(last, state.snapshot())
-        if state.improved:
+        ckpt.save(last, snapshot)
+        if improved:
             from ..store import write_atomic
 
             write_atomic(folder / "best.pt", last.read_bytes())

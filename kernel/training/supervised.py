@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import queue
 import signal
 import threading
 import time
@@ -263,7 +264,8 @@ class Supervised:
         state = State(trainer=self, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                       data=data, device=device, config=cfg, epoch=0, epochs=self.epochs, epochs_done=0, step=0,
                       batch=0, batches=len(train_loader), loss=None, metrics={}, best={}, improved=False,
-                      monitor=cfg["monitor"], mode=cfg["mode"], stop=None, callbacks=callbacks, resumed=False)
+                      monitor=cfg["monitor"], mode=cfg["mode"], stop=None, callbacks=callbacks, resumed=False,
+                      writer=BackgroundWriter())
         partial = None
         if run.resuming:
             saved, path, problems = ckpt.load_newest(run.checkpoints)
@@ -287,7 +289,8 @@ class Supervised:
         run.state, run.events = state, bus
 
         def snapshot(partial_state=None, generator_state=None):
-            return {"epoch": state.epochs_done, "step": state.step,
+            """Everything a resume needs, copied: training goes on while a writer thread saves it."""
+            return _copy_tensors({"epoch": state.epochs_done, "step": state.step,
                     "batches_done": partial_state["batches_done"] if partial_state else 0,
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -295,7 +298,7 @@ class Supervised:
                     "generator": generator_state if generator_state is not None else generator.get_state(),
                     "callbacks": {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(callbacks)
                                   if hasattr(cb, "state_dict")},
-                    "transforms": data.transform_states(), "best": state.best, "partial": partial_state}
+                    "transforms": data.transform_states(), "best": state.best, "partial": partial_state})
 
         state.snapshot = snapshot
         started, before = time.time(), float(run.info.get("duration_s") or 0.0)
@@ -349,6 +352,7 @@ class Supervised:
                     if state.stop[0] == "interrupted" and self.checkpoint:
                         part = {"batches_done": state.batch + 1, "losses": torch.stack(losses).cpu(),
                                 "sizes": torch.tensor(sizes), "metrics": _metric_states(metrics)}
+                        state.writer.wait()
                         ckpt.save(run.checkpoints / "last.pt", snapshot(part, epoch_generator))
                     break
                 row = {"train/loss": _mean(losses, sizes), **{f"train/{k}": _value(m) for k, m in metrics.items()}}
@@ -371,15 +375,19 @@ class Supervised:
                 line = {"epoch": state.epoch, "step": state.step, "time": now, "elapsed_s": round(now - started, 4),
                         "lr": lr, **row}
                 run.log(line)
-                run.update(epochs_done=state.epochs_done, best=state.best, final={"epoch": state.epoch, **row},
-                           duration_s=round(before + now - started, 3))
+                run.info.update(epochs_done=state.epochs_done, best=state.best, final={"epoch": state.epoch, **row},
+                                duration_s=round(before + now - started, 3))
+                state.writer.submit(run.save, dict(run.info))
                 bus.fire("epoch_end", run, state)
+            state.writer.wait()
             status, reason = state.stop or ("completed", None)
             run.info["duration_s"] = round(before + time.time() - started, 3)
             run.set_status(status, reason)
             bus.fire("fit_end", run, state)
         except BaseException as exc:
             state.error = exc
+            with contextlib.suppress(BaseException):
+                state.writer.wait()
             interrupted = isinstance(exc, KeyboardInterrupt)
             with contextlib.suppress(Exception):
                 bus.fire("exception", run, state)
@@ -388,6 +396,7 @@ class Supervised:
             run.set_status("interrupted" if interrupted else "failed", reason)
             raise
         finally:
+            state.writer.close()
             _restore_signals(handlers)
             run.state = None
         return Result(run.id, run.info["status"], run.info["reason"], state.epochs_done, state.best,
@@ -448,6 +457,56 @@ class Supervised:
             return cls(optimizer, **params)
         except (TypeError, ValueError) as exc:
             raise KernelError(f"{W}.scheduler: {exc}") from None
+
+
+class BackgroundWriter:
+    """One thread that runs file writes (run.json, checkpoints) in order, so that the next epoch does
+    not wait for the disk. ``wait()`` returns when all are done and raises the first error."""
+
+    def __init__(self):
+        self.jobs, self.error = queue.Queue(), None
+        self.thread = threading.Thread(target=self._work, name="kernel-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, fn, *args):
+        if self.error is not None:
+            raise self.error
+        self.jobs.put((fn, args))
+
+    def _work(self):
+        while True:
+            job = self.jobs.get()
+            try:
+                if job is None:
+                    return
+                if self.error is None:
+                    job[0](*job[1])
+            except BaseException as exc:  # noqa: B036 - handed to the training thread
+                self.error = exc
+            finally:
+                self.jobs.task_done()
+
+    def wait(self):
+        self.jobs.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def close(self):
+        self.jobs.put(None)
+        self.thread.join(timeout=60)
+
+
+def _copy_tensors(obj):
+    import torch as _t
+
+    if isinstance(obj, _t.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _copy_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_copy_tensors(v) for v in obj)
+    return obj
 
 
 class SkippingSampler(torch.utils.data.Sampler):
