@@ -22,7 +22,7 @@ WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 VOICES = ("en", "en-us", "en-gb-x-rp", "en+f3", "en+m3", "en-us+f2")
 RATES = (140, 175, 210)
 PITCHES = (35, 50, 65)
-FORMAT = 1  # bump when the files' layout or synthesis changes: old caches are then not reused
+FORMAT = 2  # bump when the files' layout or synthesis changes: old caches are then not reused
 
 
 def cache_root() -> Path:

@@ -1,7 +1,8 @@
 """Spoken words synthesised offline with the espeak-ng library from the ``espeakng-loader`` wheel.
 
 libespeak-ng is driven through ctypes (the wheel gives the library's and the voice data's paths).
-The library keeps state between utterances (its noise generator, its pitch phase), so the same
+The library keeps state between utterances (its pitch phase), and its noise generator is seeded
+from the clock; so the generator is reseeded before every utterance, and the same
 words come out bit-identical only when spoken in the same order by a fresh process: a build
 therefore runs ``python -m plugin_audio.speech`` in a subprocess, which writes one WAV per
 utterance into a temporary folder that is renamed into the cache when complete.
@@ -34,6 +35,10 @@ class Espeak:
         rate = lib.espeak_Initialize(_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0)
         if rate != SAMPLE_RATE:
             raise RuntimeError(f"espeak-ng failed to start (returned {rate})")
+        # Breathy variants (+f3...) add noise from a generator espeak-ng seeds from the clock:
+        # reseeding it (and libc's rand(), which the library also imports) before every utterance
+        # makes the noise part of the recipe.
+        self._libc = ctypes.CDLL(None)
         self._chunks: list = []
         self._callback = _CALLBACK(self._collect)  # kept referenced: the library calls it
         lib.espeak_SetSynthCallback(self._callback)
@@ -50,6 +55,8 @@ class Espeak:
         self.lib.espeak_SetParameter(_RATE, int(rate), 0)
         self.lib.espeak_SetParameter(_PITCH, int(pitch), 0)
         self._chunks.clear()
+        self._libc.srand(1)
+        self.lib.espeak_ng_SetRandSeed(ctypes.c_long(1))
         data = text.encode() + b"\0"
         self.lib.espeak_Synth(data, len(data), 0, 0, 0, 0, None, None)
         self.lib.espeak_Synchronize()
