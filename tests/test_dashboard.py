@@ -47,6 +47,11 @@ def test_binds_loopback_by_default_and_serves_the_page(dashboard):
     assert dashboard.host == "127.0.0.1" and "read-only" in dashboard.banner
     status, body = raw_request(dashboard.host, dashboard.port, "/")
     assert status == 200 and b'id="kernel-data"' in body and b"/assets/plotly.min.js" in body
+    import urllib.request
+
+    with urllib.request.urlopen(dashboard.url + "/") as resp:  # nothing from elsewhere, no framing
+        assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
     status, body = raw_request(dashboard.host, dashboard.port, "/assets/plotly.min.js")
     assert status == 200 and body.startswith(b"/**") and len(body) > 1_000_000
 

@@ -13,6 +13,14 @@ from pathlib import Path
 from .page import build_page, to_script_json
 
 ASSETS = Path(__file__).with_name("assets")
+#: The report may load nothing: its scripts, styles, images and sounds are all in the file. The
+#: policy makes the browser itself refuse any request, should a reference ever slip in.
+REPORT_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                 "img-src data: blob:; media-src data: blob:; font-src data:; base-uri 'none'; form-action 'none'")
+#: The dashboard loads from itself only; no page of another site may frame it (its buttons act).
+DASHBOARD_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+                    "img-src 'self' data: blob:; media-src 'self' data: blob:; connect-src 'self'; "
+                    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
 @lru_cache(maxsize=1)
@@ -55,7 +63,8 @@ def report_html(runs, metric: str | None = None, title: str | None = None) -> st
     """The whole report as one HTML document: styles, plotly.js, the page's code and data, images."""
     data = build_page(runs, metric=metric, title=title)
     plotly_js = plotly_js_path().read_text(encoding="utf-8")
-    head = (f"<style>{asset('style.css')}</style>\n<script>{plotly_js}</script>\n"
+    head = (f'<meta http-equiv="Content-Security-Policy" content="{REPORT_POLICY}">\n'
+            f"<style>{asset('style.css')}</style>\n<script>{plotly_js}</script>\n"
             f"<script>{asset('app.js')}</script>")
     boot = "KernelPage.start(JSON.parse(document.getElementById('kernel-data').textContent), {});"
     return _page(data["title"], head, to_script_json(data), boot)

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from .html import ASSETS, dashboard_html, plotly_js_path
+from .html import ASSETS, DASHBOARD_POLICY, dashboard_html, plotly_js_path
 from .page import build_page, mime_type, to_json
 from .runs import RunData, StoreReader, load_run
 
@@ -201,7 +201,9 @@ class Handler(BaseHTTPRequestHandler):
             if segments in ([], ["index.html"]):
                 body, etag, data = d.state()
                 page = dashboard_html(data, d.token, etag, d.interval_ms).encode()
-                return self._send(200, page, "text/html; charset=utf-8", {"Cache-Control": "no-store"}, head)
+                return self._send(200, page, "text/html; charset=utf-8",
+                                  {"Cache-Control": "no-store", "Content-Security-Policy": DASHBOARD_POLICY,
+                                   "X-Frame-Options": "DENY"}, head)
             if segments == ["api", "state"]:
                 body, etag, _ = d.state()
                 if self.headers.get("If-None-Match") == etag:

@@ -119,3 +119,19 @@ def test_text_from_run_files_is_shown_as_text(open_page, workspace, cli, tmp_pat
     assert "<b>bold</b>" in w.page.text_content("#params")
     assert label in w.page.inner_text("#runs-table")
     assert w.errors == [] and w.blocked == []
+
+
+def test_the_report_forbids_itself_any_request(open_page, report):
+    """Its content security policy makes the browser refuse a load that would leave the file."""
+    w = open_page()
+    w.page.goto(report.as_uri())
+    w.page.wait_for_selector("#curves .main-svg")
+    violated = w.page.evaluate("""() => new Promise(resolve => {
+        document.addEventListener('securitypolicyviolation', e => resolve(e.blockedURI));
+        const img = document.createElement('img');
+        img.src = 'https://example.invalid/pixel.png';
+        document.body.appendChild(img);
+        setTimeout(() => resolve(null), 5000);
+    })""")
+    assert violated == "https://example.invalid/pixel.png"
+    assert w.blocked == []  # refused by the page itself, before the test's network guard saw it
