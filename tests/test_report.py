@@ -187,3 +187,13 @@ def test_the_docs_name_every_option_of_both_commands():
         flags = {o for a in sub.choices[name]._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
         synopsis = next(line for line in docs.splitlines() if line.startswith(f"kernel {name} ["))
         assert flags <= set(synopsis.replace("[", " ").replace("]", " ").split()), (name, flags)
+
+
+def test_write_report_from_python_takes_store_runs(store, tmp_path):
+    from kernel.report.html import write_report
+    from kernel.store import RunStore
+
+    runs = [RunStore(store.parent).get(p.name) for p in sorted(store.iterdir()) if p.name.startswith("digits-")]
+    out = write_report(runs, tmp_path / "r.html", metric="valid/loss")
+    data = json.loads(out.read_text().split('id="kernel-data">', 1)[1].split("</script>", 1)[0])
+    assert len(data["runs"]) == 3 and data["metric"] == "valid/loss"

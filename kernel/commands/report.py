@@ -58,20 +58,10 @@ def select_runs(root, refs, workflow):
 
 
 def report_cmd(args):
-    from pathlib import Path
-
-    from ..errors import KernelError
-    from ..report.html import report_html
-    from ..store import write_atomic
+    from ..report.html import write_report
 
     runs = select_runs(_store_root(), args.runs, args.workflow)
-    page = report_html(runs, metric=args.metric, title=args.title)
-    out = Path(args.output)
-    if out.is_dir():
-        raise KernelError(f"-o {out}: is a folder; give a file name such as {out / 'report.html'}")
-    if not out.parent.is_dir():
-        raise KernelError(f"-o {out}: folder {out.parent} does not exist; create it or choose another path")
-    write_atomic(out, page.encode("utf-8"))
+    out = write_report(runs, args.output, metric=args.metric, title=args.title)
     print(f"report of {len(runs)} run{'s' if len(runs) != 1 else ''}: {out.resolve()}")
     return 0
 

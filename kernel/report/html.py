@@ -78,3 +78,34 @@ def dashboard_html(data: dict, token: str | None, etag: str | None, interval_ms:
     boot = ("KernelPage.start(JSON.parse(document.getElementById('kernel-data').textContent), "
             + json.dumps(options).replace("<", "\\u003c") + ");")
     return _page(data["title"], head, to_script_json(data), boot)
+
+
+def write_report(runs, path, metric: str | None = None, title: str | None = None) -> Path:
+    """Write the report of ``runs`` to ``path`` (atomically) and return its path.
+
+    ``runs``: run directories (paths), ``kernel.store.Run`` objects (``Results.runs``) or
+    :class:`kernel.report.runs.RunData`. From Python: ``write_report(results.runs, "report.html")``.
+    """
+    from ..errors import KernelError
+    from ..store import write_atomic
+    from .runs import RunData, load_run
+
+    loaded = []
+    for item in runs:
+        if isinstance(item, RunData):
+            loaded.append(item)
+            continue
+        folder = Path(getattr(item, "dir", item))
+        run = load_run(folder)
+        if run is None:
+            raise KernelError(f"cannot read {folder / 'run.json'}: it is missing or not valid JSON")
+        loaded.append(run)
+    if not loaded:
+        raise KernelError("no runs to report on")
+    out = Path(path)
+    if out.is_dir():
+        raise KernelError(f"-o {out}: is a folder; give a file name such as {out / 'report.html'}")
+    if not out.parent.is_dir():
+        raise KernelError(f"-o {out}: folder {out.parent} does not exist; create it or choose another path")
+    write_atomic(out, report_html(loaded, metric=metric, title=title).encode("utf-8"))
+    return out
