@@ -3,6 +3,7 @@ stops it with its stop button and continues it with its resume button; then the 
 runs opens offline."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,19 +13,26 @@ from runstore_fixtures import DashboardProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
 EPOCHS = 6
+SLOW = 1.5
 # [run id, epochs drawn] of the first model's validation curve (mlp: the first model trains first)
 CURVE = ("() => { const t = (document.getElementById('curves').data || []).find(t => t.meta.role === 'metric'); "
          "return t ? [t.meta.run, t.x.length] : null; }")
 
 
-def test_dashboard_follows_stops_and_resumes_a_real_training(open_page, workspace, tmp_path, cli):
+def test_dashboard_follows_stops_and_resumes_a_real_training(open_page, workspace, tmp_path, cli, monkeypatch):
+    # each epoch lasts at least SLOW seconds (tests/browser/slow_epochs.py), in the training and in the
+    # resume the dashboard starts: the run is still training when the test clicks stop
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
     with DashboardProcess(workspace, "--interval", "0.3", "--allow-control") as d:
         w = open_page(allowed_origin=d.url)
         w.page.goto(d.url + "/")  # an empty store first: the page waits for runs
         w.page.wait_for_selector("#summary:has-text('no runs in the store yet')")
         training = subprocess.Popen([sys.executable, "-m", "kernel.cli", "run", str(ROOT / "examples" / "synthetic.toml"),
-                                     "--set", f"trainer.epochs={EPOCHS}", "--quiet"], cwd=workspace,
+                                     "--set", f"trainer.epochs={EPOCHS}",
+                                     "--set", f'callbacks=[{{use = "slow_epochs:SlowEpochs", seconds = {SLOW}}}]',
+                                     "--quiet"], cwd=workspace,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             w.page.wait_for_function(f"() => {{ const c = ({CURVE})(); return c && c[1] >= 1; }}", timeout=120_000)
