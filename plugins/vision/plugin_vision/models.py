@@ -206,7 +206,13 @@ def build_torchvision(name: str, params: dict):
     except TypeError as exc:
         raise KernelError(f"{where}: {exc}") from None
     except (ValueError, AssertionError, RuntimeError) as exc:
-        raise KernelError(f"{where}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = ""
+        if input_shape:
+            side = max(_min_size(name) or (224,))
+            hint = (f" (the data gives inputs of shape {tuple(input_shape)}; add {{ use = \"vision.Resize\", "
+                    f"size = {side} }} to dataset.transforms)")
+        raise KernelError(f"{where}: {first}{hint}") from None
     if weights_path:
         load_weights_file(model, weights_path, where)
     if num_classes is not None and pretrained:
