@@ -61,8 +61,12 @@ def compare_rows(infos: list[dict]) -> tuple[list[str], list[dict]]:
         row["best_epoch"] = best.get("epoch")
         row.update({f"best {m}": best.get(m) for m in metrics})
         row.update({f"final {m}": final.get(m) for m in metrics})
+        baseline = info.get("baseline")
+        row["baseline"] = baseline.get("accuracy") if isinstance(baseline, dict) else None
         rows.append(row)
     columns = FIXED + differ + ["best_epoch"] + [f"best {m}" for m in metrics] + [f"final {m}" for m in metrics]
+    if any(r["baseline"] is not None for r in rows):  # classification: the majority-class accuracy to beat
+        columns.append("baseline")
     return columns, rows
 
 

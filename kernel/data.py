@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -165,6 +167,57 @@ def count_classes(train, dataset_root) -> int:
     if targets is not None:
         return int(torch.as_tensor(targets).max()) + 1
     return max(int(torch.as_tensor(train[i][1]).max()) for i in range(len(train))) + 1
+
+
+def split_targets(dataset) -> list[int] | None:
+    """The class index of each item of a split, or None when its targets are not single classes.
+
+    Reads the source's ``targets`` through the Subset indices when the source has them (no input is
+    loaded), else reads the items.
+    """
+    ds, indices = dataset, None
+    while isinstance(ds, Subset):
+        indices = ds.indices if indices is None else [ds.indices[i] for i in indices]
+        ds = ds.base
+    targets = None if isinstance(ds, Transformed) else getattr(ds, "targets", None)
+    try:
+        usable = targets is not None and len(targets) == len(ds)
+    except TypeError:
+        usable = False
+    if usable:
+        values = targets if indices is None else [targets[i] for i in indices]
+    else:
+        values = (dataset[i][1] for i in range(len(dataset)))
+    out = []
+    for y in values:
+        if isinstance(y, torch.Tensor):
+            if y.numel() != 1 or y.is_floating_point() or y.is_complex():
+                return None
+            y = y.item()
+        if not isinstance(y, numbers.Integral):
+            return None
+        out.append(int(y))
+    return out
+
+
+def majority_baseline(data: "Data") -> dict | None:
+    """What always answering the training split's most frequent class scores: the accuracy a
+    classifier must beat to have learnt anything. Measured on the valid split (train without one);
+    None unless each sample has one class."""
+    if data.facts.get("task") not in ("multiclass", "binary"):
+        return None
+    train = split_targets(data.raw["train"])
+    if not train:
+        return None
+    counts = Counter(train)
+    majority = max(counts, key=lambda c: (counts[c], -c))  # a tie goes to the smaller index
+    split = "valid" if data.raw.get("valid") is not None else "train"
+    targets = train if split == "train" else split_targets(data.raw["valid"])
+    if not targets:
+        return None
+    classes = data.classes
+    return {"metric": f"{split}/accuracy", "accuracy": sum(t == majority for t in targets) / len(targets),
+            "class": classes[majority] if classes and 0 <= majority < len(classes) else str(majority)}
 
 
 @dataclass

@@ -24,6 +24,7 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     """Train every model of ``workflow``; returns :class:`Results` (one run each)."""
     from .build import prepare
     from .catalog import get_catalog
+    from .data import majority_baseline
     from .seeding import seed_everything
 
     if overrides:
@@ -47,7 +48,8 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
         del model
     plan.callbacks()  # the workflow's callbacks must build
     store = RunStore(workspace)
-    runs = [_create(store, plan, i, defaults) for i in range(len(workflow.models))]
+    baseline = majority_baseline(plan.data)
+    runs = [_create(store, plan, i, defaults, baseline) for i in range(len(workflow.models))]
     if parallel > 1 and len(runs) > 1:
         _run_parallel(runs, parallel, quiet, store)
     else:
@@ -64,7 +66,7 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     return Results([Run.open(r.dir, store) for r in runs])
 
 
-def _create(store: RunStore, plan, index: int, defaults: dict) -> Run:
+def _create(store: RunStore, plan, index: int, defaults: dict, baseline: dict | None = None) -> Run:
     import torch
 
     wf, data = plan.workflow, plan.data
@@ -73,7 +75,7 @@ def _create(store: RunStore, plan, index: int, defaults: dict) -> Run:
         wf.name, wf.model_label(index), model_index=index, use=spec.use, fingerprint=data.fingerprint,
         seed=wf.seed, tags=list(wf.tags), spec=wf.to_dict(), params=_plain(dict(spec.params)),
         defaults=defaults, param_count=None, epochs=defaults.get("epochs"), monitor=defaults.get("monitor"),
-        mode=defaults.get("mode"), classes=data.classes, facts=_plain(data.facts), source=wf.source,
+        mode=defaults.get("mode"), baseline=baseline, classes=data.classes, facts=_plain(data.facts), source=wf.source,
         versions={"python": platform.python_version(), "torch": torch.__version__, "kernel": _version()})
 
 

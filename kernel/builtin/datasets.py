@@ -84,4 +84,7 @@ def tensors(path: str, inputs: str = "inputs", targets: str = "targets", classes
     names = classes if classes is not None else data.get("classes")
     if names is not None and not isinstance(names, list):
         names = [str(n) for n in np.asarray(names).tolist()]
-    return TensorPairs(torch.as_tensor(data[inputs]), torch.as_tensor(data[targets]), names)
+    x = torch.as_tensor(data[inputs])
+    if x.dtype == torch.float64:  # numpy's default; models' weights are float32
+        x = x.float()
+    return TensorPairs(x, torch.as_tensor(data[targets]), names)

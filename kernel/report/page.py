@@ -131,7 +131,15 @@ def summarise(run: RunData, index: int, columns: dict) -> dict:
         "param_count": _number(info.get("param_count")), "monitor": info.get("monitor") if isinstance(info.get("monitor"), str) else None,
         "mode": info.get("mode") if info.get("mode") in ("min", "max") else None,
         "best": _dict(info.get("best")), "final": _dict(info.get("final")), "params": params,
+        "baseline": _baseline(info.get("baseline")),
     }
+
+
+def _baseline(value) -> dict | None:
+    """The majority-class baseline of run.json (``{"metric", "accuracy", "class"}``), type-checked."""
+    if not isinstance(value, dict) or _number(value.get("accuracy")) is None or not isinstance(value.get("metric"), str):
+        return None
+    return {"metric": value["metric"], "accuracy": value["accuracy"], "class": str(value.get("class", ""))}
 
 
 def best_value(summary: dict, columns: dict, metric: str):

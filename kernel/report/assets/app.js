@@ -251,6 +251,13 @@
     cols.push({ key: "best", label: "best " + metric, num: true, get: function (r) { return bestOf(r, metric).value; } });
     cols.push({ key: "best_epoch", label: "best epoch", num: true, get: function (r) { return bestOf(r, metric).epoch; } });
     cols.push({ key: "final", label: "final " + metric, num: true, get: function (r) { return finalOf(r, metric); } });
+    // classification: what always answering the most frequent training class scores, beside the metric it matches
+    if (runs.some(function (r) { return r.baseline && r.baseline.metric === metric; })) {
+      cols.push({ key: "baseline", label: "majority baseline", num: true,
+                  get: function (r) { return r.baseline && r.baseline.metric === metric ? r.baseline.accuracy : null; },
+                  cell: function (r) { return r.baseline && r.baseline.metric === metric
+                    ? [el("span", { title: "always \u201c" + r.baseline["class"] + "\u201d", text: fmt(r.baseline.accuracy) })] : []; } });
+    }
     cols.push({ key: "epochs", label: "epochs", num: true, get: function (r) { return r.epochs_done; },
                 cell: function (r) { return [fmt(r.epochs_done) + (isNum(r.epochs) ? " / " + r.epochs : "")]; } });
     cols.push({ key: "time", label: "time", num: true, get: function (r) { return r.duration_s; },
