@@ -11,9 +11,11 @@ from collections import Counter
 
 from kernel import Report
 
+from .images import is_pil
+
 
 def _height_width(x):
-    if hasattr(x, "size") and hasattr(x, "mode"):  # PIL: (width, height)
+    if is_pil(x):  # PIL: (width, height)
         return int(x.size[1]), int(x.size[0])
     shape = tuple(getattr(x, "shape", ()))
     if len(shape) >= 2:
@@ -79,7 +81,7 @@ def image_hash(x) -> str:
     """A hash of an image's pixels and shape (PIL images, arrays and tensors alike)."""
     import numpy as np
 
-    if hasattr(x, "mode") and hasattr(x, "tobytes"):
+    if is_pil(x):
         data, shape = x.tobytes(), (x.mode, x.size)
     else:
         array = np.ascontiguousarray(x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x))

@@ -5,6 +5,8 @@ converting them here, once, means a user never has to spell ``ToImage`` + ``ToDt
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 
@@ -13,15 +15,21 @@ _CONVERT_MODES = {"P": "RGBA", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB
 _SCALE = {torch.uint8: 255.0, torch.int16: 32767.0, torch.int32: 65535.0, torch.uint16: 65535.0}
 
 
+def is_pil(x) -> bool:
+    """A PIL image? (Tensors have ``mode`` and ``size`` too, as methods: duck typing cannot tell.)"""
+    image = sys.modules.get("PIL.Image")  # no PIL loaded: it cannot be a PIL image
+    return image is not None and isinstance(x, image.Image)
+
+
 def to_image(x) -> torch.Tensor:
     """A PIL image, an (H, W[, C]) array or a (C, H, W) tensor as float32 (C, H, W) in [0, 1]."""
     if isinstance(x, torch.Tensor):
         t = x
     elif isinstance(x, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(x))
-        if t.ndim == 3 and t.shape[-1] in (1, 3, 4) and t.shape[0] not in (1, 3, 4):
-            t = t.permute(2, 0, 1)  # arrays are (H, W, C)
-    elif hasattr(x, "mode") and hasattr(x, "size"):  # a PIL image, without importing PIL here
+        if t.ndim == 3 and t.shape[-1] in (1, 3, 4):
+            t = t.permute(2, 0, 1)  # arrays are (H, W, C), as NumPy, PIL and OpenCV keep them
+    elif is_pil(x):
         from torchvision.transforms.v2.functional import pil_to_tensor
 
         if x.mode in _CONVERT_MODES:

@@ -82,6 +82,48 @@ class SegmentationLogits(nn.Module):
         return self.model(x)["out"]
 
 
+class FlowPair(nn.Module):
+    """RAFT on the kernel's batches: a pair of images stacked as (B, 2, C, H, W) in, the final flow out.
+
+    (Two tensors as two arguments work too, as torchvision's RAFT takes them.)
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image1, image2=None):
+        if image2 is None:
+            image1, image2 = image1[:, 0], image1[:, 1]
+        return self.model(image1, image2)[-1]
+
+
+def _shape_problem(name: str, task: str, input_shape) -> str | None:
+    """What is wrong with the data's shape for a whole family of models, said before building one."""
+    if not input_shape:
+        return None
+    shape = tuple(int(s) for s in input_shape)
+    if task == "video" and len(shape) != 4:
+        return (f"vision.{name} takes video clips shaped (C, T, H, W), but the data gives {shape}; use a video "
+                f"dataset (vision.UCF101, vision.Kinetics, vision.HMDB51) or an image model")
+    if task == "optical_flow" and not (len(shape) == 4 and shape[0] == 2):
+        return (f"vision.{name} takes pairs of images shaped (2, 3, H, W), but the data gives {shape}; use an "
+                f"optical-flow dataset (vision.FlyingChairs, vision.Sintel, vision.KittiFlow)")
+    return None
+
+
+def _resize_hint(name: str, input_shape) -> int:
+    """The side to suggest in a Resize for a model that cannot take the data's size."""
+    import math
+    import re
+
+    patch = re.fullmatch(r"vit_[a-z]_(\d+)", name)
+    if patch and input_shape:  # ViT: a multiple of the patch size is enough
+        size = int(patch.group(1))
+        return max(size, math.ceil(max(int(s) for s in input_shape[-2:]) / size) * size)
+    return max(_min_size(name) or (224,))
+
+
 def resolve_weights(name: str, value, what: str = "weights"):
     """The weights enum member for ``"DEFAULT"`` / ``"IMAGENET1K_V1"``, checked to be in the hub cache."""
     from torchvision.models import get_model_weights
@@ -196,6 +238,9 @@ def build_torchvision(name: str, params: dict):
         params["init_weights"] = True
     if num_classes is not None and weights is None and task != "optical_flow":
         params["num_classes"] = int(num_classes)
+    problem = _shape_problem(name, task, input_shape)
+    if problem:
+        raise KernelError(problem)
     if task == "detection" and in_channels not in (None, 3):
         raise KernelError(f"{where} takes 3-channel images (its input normalisation is for RGB), the data has "
                           f"{in_channels}; add {{ use = \"vision.RGB\" }} to dataset.transforms")
@@ -209,7 +254,7 @@ def build_torchvision(name: str, params: dict):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = ""
         if input_shape:
-            side = max(_min_size(name) or (224,))
+            side = _resize_hint(name, input_shape)
             hint = (f" (the data gives inputs of shape {tuple(input_shape)}; add {{ use = \"vision.Resize\", "
                     f"size = {side} }} to dataset.transforms)")
         raise KernelError(f"{where}: {first}{hint}") from None
@@ -227,6 +272,8 @@ def build_torchvision(name: str, params: dict):
         adapt_first_conv(model, int(in_channels), pretrained)
     if task == "segmentation":
         model = SegmentationLogits(model)
+    if task == "optical_flow":
+        model = FlowPair(model)
     if task in ("classification", "segmentation", "video"):
         min_size = _min_size(name) if (pretrained or task == "video") else None
         resize = _min_size(name)

@@ -47,15 +47,21 @@ def missing_files_message(name: str, cls, root, exc: Exception, download: bool, 
     root_path = Path(root).expanduser().resolve()
     folder, files, urls = expected_files(cls, root_path)
     which = f" ({', '.join(f'{k}={v!r}' for k, v in extra.items())})" if extra else ""
+    said = str(exc).replace("You can use download=True to download it", "").strip().rstrip(".")
+    present = [f for f in files if (folder / f).is_file() or (folder / (f + ".gz")).is_file()]
+    if files and len(present) == len(files):  # all there: one of them is not what the class reads
+        return (f"vision.{name}{which}: the files in {folder} are there but could not be read "
+                f"({type(exc).__name__}: {said or 'no detail'}); replace the damaged file(s) with good copies")
     head = (f"vision.{name}{which}: download = true, but this machine downloads nothing. " if download
             else f"vision.{name}{which}: dataset files not found. ")
     if files:
         what = f"put {', '.join(files)} in {folder}"
+        if folder.name == "raw":  # the MNIST family (see local_files.py) reads both
+            what += " (unpacked, or the .gz files as published)"
     else:
         what = (f"put the files in the layout torchvision.datasets.{name} reads under {root_path} "
                 f"(see its documentation)")
     source = f" (they come from {', '.join(urls)}; fetch them on a machine with network)" if urls else ""
-    said = str(exc).replace("You can use download=True to download it", "").strip().rstrip(".")
     detail = f" [torchvision: {said}]" if said else ""
     return head + what + source + ", or set root to the folder that holds them" + detail
 

@@ -12,7 +12,16 @@ from . import names
 P = "plugin_vision."
 #: data the image components are checked on: digits made 32x32 (small, offline, fast)
 DIGITS32 = {"use": "vision.digits", "transforms": [{"use": "vision.Resize", "size": 32}], "fraction": 0.2}
-DIGITS80 = {"use": "vision.digits", "transforms": [{"use": "vision.Resize", "size": 80}], "fraction": 0.2}
+DIGITS32_RGB = {"use": "vision.digits", "transforms": [{"use": "vision.Resize", "size": 32}, {"use": "vision.RGB"}],
+                "fraction": 0.2}
+
+
+def _digits(size: int) -> dict:
+    return {"use": "vision.digits", "transforms": [{"use": "vision.Resize", "size": size}], "fraction": 0.2}
+
+
+#: models that need larger images than 32x32 to run at all (their smallest size, as the models say)
+MODEL_SIZES = {"inception_v3": 80, "alexnet": 64, "maxvit_t": 224, "vit_h_14": 28}
 #: parameters for transforms that have required ones, so the conformance check can build them
 TRANSFORM_EXAMPLES = {
     "CenterCrop": {"size": 6}, "RandomCrop": {"size": 6}, "RandomResizedCrop": {"size": 8}, "Resize": {"size": 16},
@@ -27,7 +36,10 @@ TRANSFORM_EXAMPLES = {
     "RandomOrder": {"transforms": [{"use": "vision.RandomHorizontalFlip"}, {"use": "vision.RandomVerticalFlip"}]},
     "Lambda": {"lambd": "torch:clone"}, "ConvertBoundingBoxFormat": {"format": "XYWH"},
     "UniformTemporalSubsample": {"num_samples": 1}, "ConvertImageDtype": {"dtype": "float32"},
-    "LinearTransformation": {"transformation_matrix": [[1.0]], "mean_vector": [0.0]},
+    # the matrix acts on the flattened image: 8x8 digits (64 values) and the identity
+    "LinearTransformation": {"transformation_matrix": [[float(i == j) for j in range(64)] for i in range(64)],
+                             "mean_vector": [0.0] * 64, "_dataset": {"use": "vision.digits", "fraction": 0.2}},
+    "SetClampingMode": {"clamping_mode": "soft"},
     "RGB": {}, "Grayscale": {},
 }
 SUMMARIES = {"Normalize": "Per-channel normalisation; mean/std = \"auto\" fits them on the training split"}
@@ -61,7 +73,7 @@ def kernel_transforms():
     t = P + "transforms:"
     return [Component(f"vision.{name}", t + name,
                       SUMMARIES.get(name, f"torchvision.transforms.v2.{name}, on image tensors (and masks, boxes)"),
-                      tags=("vision",), example={**TRANSFORM_EXAMPLES.get(name, {}), "_dataset": DIGITS32})
+                      tags=("vision",), example={"_dataset": DIGITS32, **TRANSFORM_EXAMPLES.get(name, {})})
             for name in names.TRANSFORMS]
 
 
@@ -71,9 +83,9 @@ def kernel_models():
     out = [Component("vision.simple_cnn", m + "simple_cnn", "A small fast CNN of the plugin's own, for quick runs",
                      tags=("vision", "classification"), example={"_dataset": DIGITS32})]
     for name, task in names.MODELS.items():
-        example = {"_dataset": DIGITS80 if name == "inception_v3" else DIGITS32}
-        if task == "detection" and not name.startswith("ssd"):
-            example.update(DETECTION_SMALL)
+        example = {"_dataset": _digits(MODEL_SIZES[name]) if name in MODEL_SIZES else DIGITS32}
+        if task == "detection":  # RGB in (their input normalisation is for 3 channels), small resize inside
+            example = {"_dataset": DIGITS32_RGB, **({} if name.startswith("ssd") else DETECTION_SMALL)}
         out.append(Component(f"vision.{name}", m + name, f"torchvision.models.{name} ({task}), fitted to the data",
                              tags=("vision", task), example=example))
     return out

@@ -20,11 +20,13 @@ import torch
 from kernel import KernelError
 
 from . import names
-from .images import as_float, to_image, to_uint8
+from .images import as_float, is_pil, to_image, to_uint8
 
 #: transforms that take uint8 pixels only: float images go in as bytes and come back as floats
 UINT8_ONLY = ("JPEG", "RandomPosterize")
 #: parameters given as text in a workflow and turned into torchvision objects here
+#: transforms that only make sense on a collated batch (they mix samples and their labels)
+BATCH_ONLY = ("CutMix", "MixUp")
 CONVERTED = ("interpolation", "policy", "dtype", "transforms", "lambd", "transformation_matrix", "mean_vector")
 _NOTHING = object()
 
@@ -54,12 +56,12 @@ class VisionTransform:
             raise KernelError(f"vision.{self.name} cannot transform an input of shape {shape}: {exc}") from None
 
     def _image(self, x):
-        if not isinstance(x, torch.Tensor) and not hasattr(x, "mode"):
+        if not isinstance(x, torch.Tensor) and not is_pil(x):
             x = to_image(x)  # arrays and other array-likes
         if self.uint8_only and isinstance(x, torch.Tensor) and x.is_floating_point():
             return as_float(self.transform(to_uint8(x)))
         out = self.transform(x)
-        if hasattr(out, "mode") and self.name != "ToPILImage":
+        if self.name != "ToPILImage" and is_pil(out):
             out = to_image(out)
         return out
 
@@ -160,6 +162,9 @@ def _factory(name: str):
     sig = transform_signature(name)
 
     def build(**params):
+        if name in BATCH_ONLY:
+            raise KernelError(f"vision.{name} mixes whole batches (images and labels together), but dataset "
+                              f"transforms work on one sample at a time; it is not available as a dataset transform")
         unknown = [k for k in params if k not in sig.parameters]
         if unknown and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
             from kernel.errors import did_you_mean

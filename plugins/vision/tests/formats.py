@@ -1,0 +1,95 @@
+"""Small files in the real formats torchvision reads: CIFAR python batches, MNIST IDX, image folders.
+
+The tests write these instead of downloading anything; the pixels are seeded random bytes, so a
+test can compare what the plugin hands out with what was written.
+"""
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def cifar10(root: Path, per_batch: int = 6, test: int = 4, seed: int = 0) -> dict:
+    """``root/cifar-10-batches-py`` with five training batches, a test batch and ``batches.meta``.
+
+    Returns what was written: {"train": (images, labels), "test": (images, labels)}, images as
+    uint8 (N, 32, 32, 3) the way CIFAR stores them (rows of 3072 bytes: all red, then green, then blue).
+    """
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {"train": ([], []), "test": ([], [])}
+
+    def batch(name: str, n: int, split: str):
+        rows = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=n)]
+        entry = {"batch_label": name, "labels": labels, "data": rows,
+                 "filenames": [f"{name}_{i}.png" for i in range(n)]}
+        (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
+        written[split][0].append(rows.reshape(n, 3, 32, 32).transpose(0, 2, 3, 1))
+        written[split][1].extend(labels)
+
+    for i in range(1, 6):
+        batch(f"data_batch_{i}", per_batch, "train")
+    batch("test_batch", test, "test")
+    meta = {"label_names": CIFAR10_CLASSES, "num_cases_per_batch": per_batch, "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return {split: (np.concatenate(images), labels) for split, (images, labels) in written.items()}
+
+
+def idx(path: Path, array: np.ndarray, compress: bool = False):
+    """One IDX file (the MNIST format): magic 0x0000 08 ndim, big-endian sizes, then the bytes."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    data = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        Path(str(path) + ".gz").write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+
+
+def mnist(root: Path, train: int = 12, test: int = 5, compress: bool = False, seed: int = 0,
+          name: str = "MNIST") -> dict:
+    """``root/MNIST/raw/`` with the four IDX files (gzipped as downloaded, or unpacked)."""
+    rng = np.random.default_rng(seed)
+    raw = Path(root) / name / "raw"
+    out = {}
+    for split, prefix, n in (("train", "train", train), ("test", "t10k", test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        idx(raw / f"{prefix}-images-idx3-ubyte", images, compress)
+        idx(raw / f"{prefix}-labels-idx1-ubyte", labels, compress)
+        out[split] = (images, labels.tolist())
+    return out
+
+
+def image_folder(root: Path, classes=("cat", "dog"), per_class: int = 3, size=(12, 10), seed: int = 0,
+                 formats=("PNG", "JPEG")) -> list[Path]:
+    """``root/<class>/<n>.<png|jpg>``: RGB images of ``size`` (width, height), formats taking turns."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    files = []
+    for c in classes:
+        (Path(root) / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            fmt = formats[i % len(formats)]
+            ext = {"PNG": "png", "JPEG": "jpg"}[fmt]
+            pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+            path = Path(root) / c / f"{i}.{ext}"
+            Image.fromarray(pixels, "RGB").save(path, fmt)
+            files.append(path)
+    return files
+
+
+def corrupt_image(path: Path) -> Path:
+    """A file with an image's name whose bytes are not an image (a truncated download, say)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"this is not the rest of a PNG file")
+    return path
