@@ -39,6 +39,11 @@ class AudioClips:
     def __len__(self):
         return len(self.files)
 
+    def facts(self) -> dict:
+        """Data facts for renderers and analyzers (axes in seconds and Hz), beside the attributes
+        models read by name."""
+        return {"sample_rate": self.sample_rate}
+
     def __getitem__(self, i):
         path = self.files[i]
         if self._cache is not None:

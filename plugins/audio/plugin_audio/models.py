@@ -33,12 +33,27 @@ def _m5_frames(n: int, stride: int) -> int:
     return n // 4
 
 
+class UnitRMS(nn.Module):
+    """Scale each clip to unit RMS level (over its channels and samples).
+
+    Why: raw waveforms sit far below unit variance (speech is around -20 dBFS, and a fixed duration
+    pads it with silence), while batch norm's running variance starts at 1; for the first few
+    hundred steps the model in eval mode then sees inputs ten times too small and answers one class.
+    Normalising the level makes the model loudness-invariant and its validation scores meaningful
+    from the first epoch.
+    """
+
+    def forward(self, x):
+        return x / x.pow(2).mean(dim=tuple(range(1, x.ndim)), keepdim=True).add(1e-8).sqrt()
+
+
 class M5(nn.Module):
     """Dai et al. 2017, "Very deep convolutional neural networks for raw waveforms" (M5)."""
 
     def __init__(self, num_classes: int, in_channels: int = 1, channels: int = 32, stride: int = 16,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, normalize: bool = True):
         super().__init__()
+        self.level = UnitRMS() if normalize else nn.Identity()
 
         def block(cin, cout, k, s=1):
             return [nn.Conv1d(cin, cout, k, s), nn.BatchNorm1d(cout), nn.ReLU(), nn.MaxPool1d(4)]
@@ -49,11 +64,11 @@ class M5(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * c, num_classes))
 
     def forward(self, x):
-        return self.head(self.features(x))
+        return self.head(self.features(self.level(x)))
 
 
 def m5(num_classes: int, in_channels: int = 1, input_shape: tuple | None = None, sample_rate: int | None = None,
-       channels: int = 32, stride: int = 16, dropout: float = 0.1):
+       channels: int = 32, stride: int = 16, dropout: float = 0.1, normalize: bool = True):
     """M5: four 1-D convolution blocks on the raw waveform, the first with a wide kernel (80 samples).
 
     Args:
@@ -64,6 +79,7 @@ def m5(num_classes: int, in_channels: int = 1, input_shape: tuple | None = None,
         channels: channels of the first blocks (doubled in the last two).
         stride: stride of the first convolution.
         dropout: dropout before the classifier.
+        normalize: scale each clip to unit RMS level first (loudness-invariant; see UnitRMS).
     """
     shape = _shape(input_shape, "audio.m5", (2,))
     if shape is not None:
@@ -73,7 +89,7 @@ def m5(num_classes: int, in_channels: int = 1, input_shape: tuple | None = None,
             secs = f" ({need / sample_rate:.3f} s at {sample_rate} Hz)" if sample_rate else ""
             raise KernelError(f"audio.m5 needs clips of at least {need} samples{secs}; they have {shape[1]}: "
                               f"raise dataset duration (or lower stride)")
-    return M5(num_classes, in_channels, channels, stride, dropout)
+    return M5(num_classes, in_channels, channels, stride, dropout, normalize)
 
 
 # -- a small CNN on a log-mel spectrogram ---------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Pictures (and sound) of audio samples: a waveform plot, a spectrogram image in dB.
 
 Axes are in seconds and Hz when the sample rate is known (``context["facts"]["sample_rate"]``),
-else in samples, frames and bins. Each renderer also has ``audio(tensor, context) -> bytes | None``:
+else in samples, frames and bins. ``figure(tensor, context)`` gives the matplotlib figure that
+``render`` turns into an image (tests read its axes). Each renderer also has ``audio(tensor, context) -> bytes | None``:
 the sample as a WAV file, for an ``<audio>`` element in an HTML report (None for a spectrogram).
 """
 from __future__ import annotations
@@ -54,11 +55,15 @@ class WaveformRenderer:
         return 0.9 if "audio" in (meta.get("tags") or ()) else 0.3
 
     def render(self, tensor, context):
+        return _to_image(self.figure(tensor, context))
+
+    def figure(self, tensor, context):
+        """The matplotlib figure behind :meth:`render` (closed by ``render``)."""
+        import numpy as np
+
         x = tensor.detach().float().cpu()
         rate = _rate(context)
         fig, axes = _figure(x.shape[0])
-        import numpy as np
-
         t = np.arange(x.shape[-1]) / rate if rate else np.arange(x.shape[-1])
         for c, ax in enumerate(axes[:, 0]):
             ax.plot(t, x[c].numpy(), linewidth=0.6)
@@ -67,7 +72,7 @@ class WaveformRenderer:
         axes[-1, 0].set_xlabel("time (s)" if rate else "sample")
         axes[0, 0].set_title(_title(context, rate))
         fig.tight_layout()
-        return _to_image(fig)
+        return fig
 
     def audio(self, tensor, context):
         rate = _rate(context)
@@ -76,7 +81,12 @@ class WaveformRenderer:
 
 class SpectrogramRenderer:
     """A spectrogram in dB, time in seconds and frequency in Hz: (channels, bins, frames) power or
-    complex STFT, or a waveform (the STFT is computed)."""
+    complex STFT, or a waveform (the STFT is computed).
+
+    The FFT size, hop and mel bands come from ``context["facts"]["spectrogram"]`` (what
+    ``audio.Spectrogram`` and ``audio.MelSpectrogram`` offer as facts); without them a linear
+    spectrogram is assumed, with torchaudio's default hop (half the window).
+    """
 
     def score(self, meta) -> float:
         shape = tuple(meta.get("shape") or ())
@@ -94,50 +104,83 @@ class SpectrogramRenderer:
         return 0.0
 
     def render(self, tensor, context):
-        import torch
+        return _to_image(self.figure(tensor, context))
 
+    def figure(self, tensor, context):
+        """The matplotlib figure behind :meth:`render` (closed by ``render``)."""
         x = tensor.detach().cpu()
         rate = _rate(context)
-        spec = ((context or {}).get("facts") or {}).get("spectrogram") or {}
+        facts = (context or {}).get("facts") or {}
+        spec = dict(facts.get("spectrogram") or {})
         if x.ndim == 2 and not x.is_complex():  # a waveform: its STFT
-            n_fft = 512 if x.shape[-1] >= 2048 else 64
-            window = torch.hann_window(n_fft)
-            x = torch.stft(x.float(), n_fft, n_fft // 4, window=window, return_complex=True)
-            spec = {"n_fft": n_fft, "hop_length": n_fft // 4}
+            x, spec = _stft(x)
         if x.ndim == 2:
             x = x.unsqueeze(0)
-        if x.is_complex():
-            db = 10 * torch.log10(x.abs().pow(2).clamp_min(1e-10))
-        elif float(x.min()) < 0:  # below zero is not power: already logarithmic (AmplitudeToDB, log-mel)
-            db = x.float()
-        else:
-            scale = 20 if spec.get("power") == 1.0 else 10  # magnitude or power
-            db = scale * torch.log10(x.float().clamp_min(1e-10))
+        db = _decibels(x, spec, already=bool(facts.get("spectrogram_db")))
         bins, frames = db.shape[-2], db.shape[-1]
         n_fft = int(spec.get("n_fft") or 2 * (bins - 1))
         hop = int(spec.get("hop_length") or max(1, n_fft // 2))
-        extent_t = frames * hop / rate if rate else frames
-        mel = spec.get("n_mels")
-        extent_f = rate / 2 if rate and not mel else bins
+        seconds = frames * hop / rate if rate else frames
         fig, axes = _figure(db.shape[0])
         for c, ax in enumerate(axes[:, 0]):
-            image = ax.imshow(db[c].numpy(), origin="lower", aspect="auto", cmap="magma",
-                              extent=(0, extent_t, 0, extent_f))
-            if rate and mel:
-                ax.set_ylabel("mel band")
+            if spec.get("coefficients"):  # MFCC, LFCC: cepstral coefficients, not frequencies
+                top, label = bins, "coefficient"
+            elif spec.get("n_mels"):
+                top, label = bins, "frequency (Hz, mel scale)" if rate else "mel band"
             else:
-                ax.set_ylabel("frequency (Hz)" if rate else "bin")
+                top, label = (rate / 2, "frequency (Hz)") if rate else (bins, "bin")
+            image = ax.imshow(db[c].numpy(), origin="lower", aspect="auto", cmap="magma",
+                              extent=(0, seconds, 0, top))
+            if spec.get("n_mels") and rate and not spec.get("coefficients"):
+                _mel_ticks(ax, spec, bins, rate)
+            ax.set_ylabel(label)
             fig.colorbar(image, ax=ax, label="dB")
         axes[-1, 0].set_xlabel("time (s)" if rate else "frame")
         axes[0, 0].set_title(_title(context, rate))
         fig.tight_layout()
-        return _to_image(fig)
+        return fig
 
     def audio(self, tensor, context):
         rate = _rate(context)
         if rate and tensor.ndim == 2 and not tensor.is_complex():
             return wav_bytes(tensor, rate)
         return None  # a spectrogram has lost its phase: nothing to play
+
+
+def _stft(waveform):
+    """The complex STFT of a (channels, frames) waveform, and its facts."""
+    import torch
+
+    n_fft = 512 if waveform.shape[-1] >= 2048 else 64
+    x = torch.stft(waveform.float(), n_fft, n_fft // 4, window=torch.hann_window(n_fft), return_complex=True)
+    return x, {"n_fft": n_fft, "hop_length": n_fft // 4}
+
+
+def _decibels(x, spec: dict, already: bool):
+    """A spectrogram in dB: |X|^2 of a complex STFT, 10 log10 of power, 20 log10 of magnitude."""
+    import torch
+
+    if x.is_complex():
+        return 10 * torch.log10(x.abs().pow(2).clamp_min(1e-10))
+    x = x.float()
+    if already or spec.get("coefficients") or float(x.min()) < 0:
+        return x  # AmplitudeToDB, a log-mel or cepstra: already logarithmic (power is never negative)
+    scale = 20 if spec.get("power") == 1.0 else 10
+    return scale * torch.log10(x.clamp_min(1e-10))
+
+
+def _mel_ticks(ax, spec: dict, bins: int, rate: int):
+    """Label mel bands with their centre frequency in Hz (the peak of each band's triangle)."""
+    import torchaudio.functional as F
+
+    n_freqs = int(spec.get("n_fft") or 2 * (bins - 1)) // 2 + 1
+    f_max = float(spec.get("f_max") or rate / 2)
+    banks = F.melscale_fbanks(n_freqs, float(spec.get("f_min") or 0.0), f_max, bins, rate,
+                              mel_scale=spec.get("mel_scale") or "htk")
+    centres = banks.argmax(0).float() * (rate / 2) / (n_freqs - 1)
+    ticks = list(range(0, bins, max(1, bins // 5)))
+    ax.set_yticks([b + 0.5 for b in ticks])
+    ax.set_yticklabels([f"{float(centres[b]):.0f}" for b in ticks])
 
 
 def _label(value, classes) -> str:

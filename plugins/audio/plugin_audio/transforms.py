@@ -4,6 +4,11 @@ A transform is the torchaudio module itself; the few that return ``(waveform, le
 SpeedPerturbation) are wrapped to return the waveform, since a sample's input is one tensor.
 Parameters are torchaudio's own (``kernel show audio.MelSpectrogram`` lists them): the kernel does
 not fill transform parameters from data facts, so give ``sample_rate`` to the ones that take it.
+
+The transforms that change what a tensor means offer ``facts()``, which the kernel merges into the
+data facts: a spectrogram says its FFT size, hop and mel bands (so the spectrogram renderer labels
+its axes in seconds and Hz), ``AmplitudeToDB`` says the values are already in dB, and ``Resample``
+gives the new ``sample_rate`` (the rate models are built for).
 """
 from __future__ import annotations
 
@@ -26,6 +31,40 @@ class FirstOutput:
         return f"FirstOutput({self.module!r})"
 
 
+class Facts:
+    """A transform's ``facts()``: plain data, picklable (runs in worker processes carry it)."""
+
+    def __init__(self, facts: dict):
+        self.value = facts
+
+    def __call__(self) -> dict:
+        return dict(self.value)
+
+
+def _spectrogram(module, **extra) -> dict:
+    return {"n_fft": int(module.n_fft), "hop_length": int(module.hop_length),
+            "power": None if module.power is None else float(module.power), **extra}
+
+
+def facts_of(name: str, module) -> dict | None:
+    """What the output of a torchaudio transform is, for renderers and models (None: nothing new)."""
+    if name == "Spectrogram":
+        return {"spectrogram": _spectrogram(module)}
+    if name == "MelSpectrogram":
+        return {"spectrogram": _spectrogram(module, n_mels=int(module.n_mels), f_min=float(module.f_min),
+                                            f_max=float(module.f_max or module.sample_rate / 2),
+                                            mel_scale=str(module.mel_scale.mel_scale))}
+    if name == "MFCC":
+        return {"spectrogram": _spectrogram(module.MelSpectrogram, coefficients=int(module.n_mfcc))}
+    if name == "LFCC":
+        return {"spectrogram": _spectrogram(module.Spectrogram, coefficients=int(module.n_lfcc))}
+    if name == "AmplitudeToDB":
+        return {"spectrogram_db": True}
+    if name == "Resample":
+        return {"sample_rate": int(module.new_freq)}
+    return None
+
+
 def _factory(name: str):
     import torchaudio.transforms as T
 
@@ -33,7 +72,12 @@ def _factory(name: str):
 
     def build(*args, **params):
         module = cls(*args, **params)
-        return FirstOutput(module) if name in ("Speed", "SpeedPerturbation") else module
+        if name in ("Speed", "SpeedPerturbation"):
+            return FirstOutput(module)
+        facts = facts_of(name, module)
+        if facts is not None:
+            module.facts = Facts(facts)  # a plain attribute on the module: torchaudio's forward is untouched
+        return module
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = cls.__doc__
