@@ -139,7 +139,8 @@ def test_the_conformance_check_passes(tmp_path):
 
 @pytest.mark.slow
 def test_spoken_digits_example_trains_both_models_above_chance(tmp_path):
-    """The example with fewer voices and epochs: both models train and beat chance (0.1) clearly."""
+    """The example with a third of the clips and 4 epochs instead of 6 (about 45 s on 2 cores): both
+    models train and beat chance (0.1); the full example reaches about 0.99 and 0.96."""
     proc = kernel("run", "--json", ROOT / "examples" / "spoken_digits.toml",
                   "--set", 'dataset.params.voices=["en", "en+f3", "en-us+f2"]', "--set", "dataset.params.pitches=[40, 60]",
                   "--set", "trainer.epochs=4", cwd=tmp_path)
@@ -147,5 +148,5 @@ def test_spoken_digits_example_trains_both_models_above_chance(tmp_path):
     out = json.loads(proc.stdout)
     runs = out if isinstance(out, list) else out["runs"]
     assert len(runs) == 2 and all(r["status"] == "completed" for r in runs)
-    best = max(r["best"]["valid/accuracy"] for r in runs)
-    assert best > 0.5, runs
+    accuracy = {r["model"]: r["best"]["valid/accuracy"] for r in runs}
+    assert min(accuracy.values()) > 0.15 and max(accuracy.values()) > 0.5, accuracy  # chance is 0.1
