@@ -61,3 +61,17 @@ def test_transfer_example_without_the_file_names_it_and_trains_nothing(cli, work
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "weights/resnet18-f37072fd.pth not found" in proc.stderr
     assert run_dirs(workspace) == []
+
+
+def test_the_transforms_shown_in_docs_vision_md_build_and_run():
+    import re
+    import tomllib
+
+    from conftest import prepare
+
+    text = (REPO / "docs" / "vision.md").read_text()
+    block = next(b for b in re.findall(r"^```toml\n(.*?)^```", text, re.S | re.M) if b.startswith("transforms"))
+    transforms = tomllib.loads(block)["transforms"]
+    plan = prepare({"use": "vision.digits", "fraction": 0.05, "transforms": transforms})
+    x, _ = plan.data.splits["train"][0]
+    assert x.shape == (1, 64, 64) and plan.data.facts["normalize"]["mean"]
