@@ -17,9 +17,11 @@ def test_check_plugin_vision_passes(workspace):
     env = {**os.environ, "KERNEL_HOME": str(workspace), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([*kernel_command(), "check-plugin", "vision", "--json"], cwd=workspace, env=env,
                           capture_output=True, text=True, timeout=900)
-    findings = json.loads(proc.stdout)
+    report = json.loads(proc.stdout)
+    findings = report["findings"]
     errors = [f for f in findings if f["level"] == "error"]
-    assert proc.returncode == 0 and not errors, "\n".join(map(str, errors)) + proc.stderr[-2000:]
+    assert proc.returncode == 0 and report["ok"] and not errors, "\n".join(map(str, errors)) + proc.stderr[-2000:]
+    assert report["components"] > 250
     # what could not be exercised offline says why: dataset files absent, video clips, pairs, boxes
     unexercised = {f["component"] for f in findings}
     for exercised in ("vision.digits", "vision.mnist5k", "vision.FakeData", "vision.resnet18", "vision.alexnet",
