@@ -274,7 +274,7 @@ def build_torchvision(name: str, params: dict):
         model = SegmentationLogits(model)
     if task == "optical_flow":
         model = FlowPair(model)
-    if task in ("classification", "segmentation", "video"):
+    if task in ("classification", "segmentation", "video", "optical_flow"):
         min_size = _min_size(name) if (pretrained or task == "video") else None
         resize = _min_size(name)
         check_input(model, input_shape, where, min_size=min_size,

@@ -93,3 +93,23 @@ def corrupt_image(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"this is not the rest of a PNG file")
     return path
+
+
+def flying_chairs(root: Path, pairs: int = 4, size=(64, 48), seed: int = 0) -> list:
+    """``root/FlyingChairs/data/NNNNN_img1.ppm, _img2.ppm, _flow.flo`` and the train/val list
+    (1 = train, 2 = val: the last pair validates). Returns the flows written, (2, H, W) each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    data = Path(root) / "FlyingChairs" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    flows = []
+    for i in range(1, pairs + 1):
+        for k in (1, 2):
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").save(data / f"{i:05d}_img{k}.ppm")
+        flow = rng.normal(size=(h, w, 2)).astype("<f4")  # Middlebury .flo: magic, width, height, (u, v) per pixel
+        (data / f"{i:05d}_flow.flo").write_bytes(b"PIEH" + struct.pack("<ii", w, h) + flow.tobytes())
+        flows.append(flow.transpose(2, 0, 1))
+    (Path(root) / "FlyingChairs" / "FlyingChairs_train_val.txt").write_text("\n".join(["1"] * (pairs - 1) + ["2"]))
+    return flows

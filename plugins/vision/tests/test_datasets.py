@@ -167,3 +167,20 @@ def test_fake_data_for_smoke_runs():
     ds = kernel.create("vision.FakeData", size=5, image_size=[3, 8, 6], num_classes=4)
     x, y = ds[0]
     assert len(ds) == 5 and x.shape == (3, 8, 6) and 0 <= y < 4
+
+
+def test_optical_flow_pairs_come_out_stacked_with_their_flow(tmp_path):
+    flows = formats.flying_chairs(tmp_path, pairs=4, size=(64, 48))
+    splits = kernel.create("vision.FlyingChairs", root=str(tmp_path))
+    assert {k: len(v) for k, v in splits.items()} == {"train": 3, "valid": 1}
+    x, y = splits["train"][1]
+    assert x.shape == (2, 3, 48, 64) and x.dtype == torch.float32
+    assert torch.equal(y, torch.from_numpy(flows[1].copy()))
+    assert torch.equal(splits["valid"][0][1], torch.from_numpy(flows[3].copy()))
+
+
+def test_missing_split_list_of_flying_chairs_is_named(tmp_path):
+    formats.flying_chairs(tmp_path, pairs=2)
+    (tmp_path / "FlyingChairs" / "FlyingChairs_train_val.txt").unlink()
+    with pytest.raises(KernelError, match="FlyingChairs_train_val.txt"):
+        kernel.create("vision.FlyingChairs", root=str(tmp_path))

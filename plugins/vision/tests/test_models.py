@@ -124,3 +124,16 @@ def test_list_models_by_task_tag(cli):
     assert not listed & {"vision.fcn_resnet50", "vision.fasterrcnn_resnet50_fpn", "vision.r3d_18"}
     segmentation = cli("list", "models", "--tag", "segmentation", "--json")
     assert "vision.fcn_resnet50" in {c["name"] for c in json.loads(segmentation.stdout)}
+
+
+def test_raft_estimates_flow_on_image_pairs_and_asks_for_a_size_it_takes(tmp_path):
+    formats.flying_chairs(tmp_path, pairs=3, size=(64, 48))
+    small = prepare({"use": "vision.FlyingChairs", "params": {"root": str(tmp_path)}},
+                    models=[{"use": "vision.raft_small"}])
+    with pytest.raises(KernelError, match='at least 8 \\* 16 = 128.*vision.Resize", size = 128'):
+        small.model(0)
+    plan = prepare({"use": "vision.FlyingChairs", "params": {"root": str(tmp_path)},
+                    "transforms": [{"use": "vision.Resize", "size": [128, 128]}]},
+                   models=[{"use": "vision.raft_small"}])
+    model, _ = plan.model(0)
+    assert _through(plan, model).shape == (2, 2, 128, 128)  # (u, v) per pixel
