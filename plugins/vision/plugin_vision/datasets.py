@@ -86,6 +86,12 @@ class ArrayImages(ImageSamples):
         return self.images[index].float().div_(255.0), self.labels[index]
 
 
+#: the 20 VOC classes and background: VOCSegmentation and SBDataset masks hold their indices (255: border)
+VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+               "tvmonitor"]
+KNOWN_CLASSES = {"VOCSegmentation": VOC_CLASSES, "SBDataset": VOC_CLASSES}
+
 #: torchvision classes whose pixels are one uint8 array in ``.data``, and its layout
 ARRAY_BACKED = {"CIFAR10": "hwc", "CIFAR100": "hwc", "MNIST": "hw", "FashionMNIST": "hw", "KMNIST": "hw",
                 "EMNIST": "hw", "SVHN": "chw", "USPS": "hw"}
@@ -290,7 +296,10 @@ def build_torchvision(name: str, params: dict):
         if layout and (isinstance(data, torch.Tensor) or type(data).__name__ == "ndarray") and data.dtype in (
                 torch.uint8, "uint8"):
             return ArrayImages(base, layout)
-        return ImageSamples(base, task)
+        samples = ImageSamples(base, task)
+        if getattr(samples, "classes", None) is None and name in KNOWN_CLASSES:
+            samples.classes = list(KNOWN_CLASSES[name])  # else the kernel would count the 255 border as a class
+        return samples
 
     own = _own_splits(sig, params)
     if own is None:

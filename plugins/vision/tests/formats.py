@@ -113,3 +113,32 @@ def flying_chairs(root: Path, pairs: int = 4, size=(64, 48), seed: int = 0) -> l
         flows.append(flow.transpose(2, 0, 1))
     (Path(root) / "FlyingChairs" / "FlyingChairs_train_val.txt").write_text("\n".join(["1"] * (pairs - 1) + ["2"]))
     return flows
+
+
+def voc_segmentation(root: Path, train: int = 3, val: int = 2, size=(20, 16), seed: int = 0) -> dict:
+    """``root/VOCdevkit/VOC2012``: JPEG images, palette PNG masks of class indices (255 on a border),
+    and the train/val lists. Returns {split: [mask arrays]}."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    voc = Path(root) / "VOCdevkit" / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True, exist_ok=True)
+    w, h = size
+    out = {}
+    for split, n in (("train", train), ("val", val)):
+        names, masks = [], []
+        for i in range(n):
+            name = f"2012_{split}_{i:03d}"
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").save(voc / "JPEGImages" / f"{name}.jpg")
+            mask = np.zeros((h, w), dtype=np.uint8)
+            mask[2:h // 2, 3:w // 2] = rng.integers(1, 21)
+            mask[0, :] = 255  # VOC marks object borders "ignore"
+            png = Image.fromarray(mask, "P")
+            png.putpalette([v for i in range(256) for v in (i, 255 - i, (7 * i) % 256)])  # 256 colours, as VOC's
+            png.save(voc / "SegmentationClass" / f"{name}.png")
+            names.append(name)
+            masks.append(mask)
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(names) + "\n")
+        out[split] = masks
+    return out

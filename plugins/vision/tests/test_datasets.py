@@ -184,3 +184,25 @@ def test_missing_split_list_of_flying_chairs_is_named(tmp_path):
     (tmp_path / "FlyingChairs" / "FlyingChairs_train_val.txt").unlink()
     with pytest.raises(KernelError, match="FlyingChairs_train_val.txt"):
         kernel.create("vision.FlyingChairs", root=str(tmp_path))
+
+
+def test_voc_segmentation_masks_are_class_index_tensors_that_move_with_the_image(tmp_path):
+    masks = formats.voc_segmentation(tmp_path, train=3, val=2)
+    plan = prepare({"use": "vision.VOCSegmentation", "params": {"root": str(tmp_path)},
+                    "transforms": [{"use": "vision.RandomHorizontalFlip", "p": 1.0}]},
+                   models=[{"use": "vision.lraspp_mobilenet_v3_large"}])
+    assert {k: len(v) for k, v in plan.data.splits.items()} == {"train": 3, "valid": 2}
+    raw_x, raw_y = plan.data.raw["valid"][1]
+    assert raw_x.shape == (3, 16, 20) and raw_y.dtype == torch.int64
+    assert torch.equal(raw_y, torch.from_numpy(masks["val"][1].astype(np.int64)))
+    x, y = plan.data.splits["valid"][1]
+    assert torch.equal(y, raw_y.flip(-1)) and torch.equal(x, raw_x.flip(-1))  # the mask moved with the image
+    assert plan.data.facts["num_classes"] == 21 and plan.data.classes[15] == "person"  # 255 is no class
+    from kernel.artifacts import meta_for
+
+    assert plan.renderer_for(meta_for(y, "target", plan))[0] == "vision.masks"
+    model, _ = plan.model(0)
+    inputs, _ = plan.data.batch("train", 2)
+    model.eval()
+    with torch.no_grad():
+        assert model(inputs).shape == (2, 21, 16, 20)
