@@ -6,8 +6,8 @@ import shutil
 import torch
 from PIL import Image
 
-import formats
-from conftest import prepare
+import vision_files
+from vision_helpers import prepare
 from plugin_vision.analyzers import Duplicates, ImageSizes
 
 
@@ -31,8 +31,8 @@ def test_image_sizes_and_aspect_ratios_per_split():
 
 
 def test_duplicates_within_and_across_splits_in_an_image_folder(tmp_path):
-    formats.image_folder(tmp_path / "train", classes=("cat", "dog"), per_class=3, formats=("PNG",))
-    formats.image_folder(tmp_path / "val", classes=("cat", "dog"), per_class=2, formats=("PNG",), seed=7)
+    vision_files.image_folder(tmp_path / "train", classes=("cat", "dog"), per_class=3, formats=("PNG",))
+    vision_files.image_folder(tmp_path / "val", classes=("cat", "dog"), per_class=2, formats=("PNG",), seed=7)
     shutil.copy(tmp_path / "train" / "dog" / "0.png", tmp_path / "train" / "dog" / "copy.png")  # within train
     shutil.copy(tmp_path / "train" / "cat" / "1.png", tmp_path / "val" / "cat" / "leaked.png")  # train -> val
     from kernel.artifacts import run_analyzers

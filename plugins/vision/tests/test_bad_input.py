@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-import formats
-from conftest import run_dirs, statuses
+import vision_files
+from vision_helpers import run_dirs, statuses
 
 HEAD = """
 name = "bad"
@@ -25,8 +25,8 @@ def _workflow(tmp_path, dataset: str, model: str = "vision.simple_cnn"):
 
 
 def _folder_with_a_corrupt_image(tmp_path):
-    formats.image_folder(tmp_path / "photos", per_class=3, size=(16, 16))
-    return formats.corrupt_image(tmp_path / "photos" / "dog" / "truncated.png")
+    vision_files.image_folder(tmp_path / "photos", per_class=3, size=(16, 16))
+    return vision_files.corrupt_image(tmp_path / "photos" / "dog" / "truncated.png")
 
 
 CASES = {

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import kernel_command
+from vision_helpers import kernel_command
 
 
 @pytest.mark.slow

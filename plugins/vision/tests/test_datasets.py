@@ -5,20 +5,20 @@ import numpy as np
 import pytest
 import torch
 
-import formats
+import vision_files
 import kernel
-from conftest import prepare
+from vision_helpers import prepare
 from kernel import KernelError
 
 
 def test_cifar10_python_batches_load_with_their_own_train_and_test_splits(tmp_path):
-    written = formats.cifar10(tmp_path, per_batch=6, test=4)
+    written = vision_files.cifar10(tmp_path, per_batch=6, test=4)
     splits = kernel.create("vision.CIFAR10", root=str(tmp_path))
     assert {k: len(v) for k, v in splits.items()} == {"train": 30, "valid": 4}
     for split, name in (("train", "train"), ("valid", "test")):
         images, labels = written[name]
         ds = splits[split]
-        assert ds.classes == formats.CIFAR10_CLASSES
+        assert ds.classes == vision_files.CIFAR10_CLASSES
         assert ds.targets == labels
         for i in (0, len(ds) - 1):
             x, y = ds[i]
@@ -29,13 +29,13 @@ def test_cifar10_python_batches_load_with_their_own_train_and_test_splits(tmp_pa
 
 
 def test_cifar10_one_split_when_the_user_picks_it(tmp_path):
-    formats.cifar10(tmp_path, per_batch=2, test=3)
+    vision_files.cifar10(tmp_path, per_batch=2, test=3)
     test = kernel.create("vision.CIFAR10", root=str(tmp_path), train=False)
     assert len(test) == 3 and not isinstance(test, dict)
 
 
 def test_cifar10_in_a_workflow_keeps_its_test_batch_as_validation(tmp_path):
-    formats.cifar10(tmp_path, per_batch=4, test=5)
+    vision_files.cifar10(tmp_path, per_batch=4, test=5)
     plan = prepare({"use": "vision.CIFAR10", "params": {"root": str(tmp_path)}})
     assert {k: len(v) for k, v in plan.data.splits.items()} == {"train": 20, "valid": 5}
     assert plan.data.facts["num_classes"] == 10 and plan.data.facts["input_shape"] == (3, 32, 32)
@@ -43,7 +43,7 @@ def test_cifar10_in_a_workflow_keeps_its_test_batch_as_validation(tmp_path):
 
 @pytest.mark.parametrize("compress", [False, True], ids=["unpacked", "gz"])
 def test_mnist_idx_files_load_unpacked_or_gzipped(tmp_path, compress):
-    written = formats.mnist(tmp_path, train=12, test=5, compress=compress)
+    written = vision_files.mnist(tmp_path, train=12, test=5, compress=compress)
     splits = kernel.create("vision.MNIST", root=str(tmp_path))
     assert {k: len(v) for k, v in splits.items()} == {"train": 12, "valid": 5}
     images, labels = written["test"]
@@ -56,14 +56,14 @@ def test_mnist_idx_files_load_unpacked_or_gzipped(tmp_path, compress):
 
 
 def test_fashion_mnist_reads_its_own_folder(tmp_path):
-    formats.mnist(tmp_path, train=3, test=2, name="FashionMNIST", compress=True)
+    vision_files.mnist(tmp_path, train=3, test=2, name="FashionMNIST", compress=True)
     splits = kernel.create("vision.FashionMNIST", root=str(tmp_path))
     assert len(splits["train"]) == 3 and splits["train"].classes[0] == "T-shirt/top"
 
 
 def test_image_folder_with_train_and_val_folders(tmp_path):
-    formats.image_folder(tmp_path / "train", classes=("cat", "dog"), per_class=3, size=(12, 10))
-    formats.image_folder(tmp_path / "val", classes=("cat", "dog"), per_class=2, size=(12, 10), seed=1)
+    vision_files.image_folder(tmp_path / "train", classes=("cat", "dog"), per_class=3, size=(12, 10))
+    vision_files.image_folder(tmp_path / "val", classes=("cat", "dog"), per_class=2, size=(12, 10), seed=1)
     splits = kernel.create("vision.ImageFolder", root=str(tmp_path))
     assert {k: len(v) for k, v in splits.items()} == {"train": 6, "valid": 4}
     assert splits["train"].classes == ["cat", "dog"] and splits["valid"].classes == ["cat", "dog"]
@@ -73,7 +73,7 @@ def test_image_folder_with_train_and_val_folders(tmp_path):
 
 
 def test_image_folder_png_pixels_are_exact_and_jpeg_close(tmp_path):
-    files = formats.image_folder(tmp_path, classes=("a",), per_class=2, size=(8, 6))
+    files = vision_files.image_folder(tmp_path, classes=("a",), per_class=2, size=(8, 6))
     from PIL import Image
 
     ds = kernel.create("vision.ImageFolder", root=str(tmp_path))
@@ -96,23 +96,23 @@ def test_image_folder_of_mixed_modes_gives_rgb_tensors_that_batch_together(tmp_p
 
 
 def test_corrupt_image_fails_with_its_path_by_default(tmp_path):
-    formats.image_folder(tmp_path, per_class=2)
-    bad = formats.corrupt_image(tmp_path / "dog" / "broken.png")
+    vision_files.image_folder(tmp_path, per_class=2)
+    bad = vision_files.corrupt_image(tmp_path / "dog" / "broken.png")
     with pytest.raises(KernelError) as err:
         kernel.create("vision.ImageFolder", root=str(tmp_path))
     assert str(bad) in str(err.value) and 'on_error = "skip"' in str(err.value)
 
 
 def test_corrupt_image_skipped_and_counted_when_asked(tmp_path, capsys):
-    formats.image_folder(tmp_path, per_class=2)
-    bad = formats.corrupt_image(tmp_path / "dog" / "broken.png")
+    vision_files.image_folder(tmp_path, per_class=2)
+    bad = vision_files.corrupt_image(tmp_path / "dog" / "broken.png")
     ds = kernel.create("vision.ImageFolder", root=str(tmp_path), on_error="skip")
     assert len(ds) == 4 and ds.skipped == [str(bad)]
     assert "skipped 1 unreadable image file" in capsys.readouterr().err
 
 
 def test_on_error_takes_only_fail_or_skip(tmp_path):
-    formats.image_folder(tmp_path, per_class=1)
+    vision_files.image_folder(tmp_path, per_class=1)
     with pytest.raises(KernelError, match="on_error"):
         kernel.create("vision.ImageFolder", root=str(tmp_path), on_error="ignore")
 
@@ -142,7 +142,7 @@ def test_missing_mnist_files_name_the_raw_folder(tmp_path):
 
 
 def test_damaged_file_is_not_called_missing(tmp_path):
-    formats.cifar10(tmp_path, per_batch=2, test=2)
+    vision_files.cifar10(tmp_path, per_batch=2, test=2)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(KernelError) as err:
         kernel.create("vision.CIFAR10", root=str(tmp_path))
@@ -170,7 +170,7 @@ def test_fake_data_for_smoke_runs():
 
 
 def test_optical_flow_pairs_come_out_stacked_with_their_flow(tmp_path):
-    flows = formats.flying_chairs(tmp_path, pairs=4, size=(64, 48))
+    flows = vision_files.flying_chairs(tmp_path, pairs=4, size=(64, 48))
     splits = kernel.create("vision.FlyingChairs", root=str(tmp_path))
     assert {k: len(v) for k, v in splits.items()} == {"train": 3, "valid": 1}
     x, y = splits["train"][1]
@@ -180,14 +180,14 @@ def test_optical_flow_pairs_come_out_stacked_with_their_flow(tmp_path):
 
 
 def test_missing_split_list_of_flying_chairs_is_named(tmp_path):
-    formats.flying_chairs(tmp_path, pairs=2)
+    vision_files.flying_chairs(tmp_path, pairs=2)
     (tmp_path / "FlyingChairs" / "FlyingChairs_train_val.txt").unlink()
     with pytest.raises(KernelError, match="FlyingChairs_train_val.txt"):
         kernel.create("vision.FlyingChairs", root=str(tmp_path))
 
 
 def test_voc_segmentation_masks_are_class_index_tensors_that_move_with_the_image(tmp_path):
-    masks = formats.voc_segmentation(tmp_path, train=3, val=2)
+    masks = vision_files.voc_segmentation(tmp_path, train=3, val=2)
     plan = prepare({"use": "vision.VOCSegmentation", "params": {"root": str(tmp_path)},
                     "transforms": [{"use": "vision.RandomHorizontalFlip", "p": 1.0}]},
                    models=[{"use": "vision.lraspp_mobilenet_v3_large"}])

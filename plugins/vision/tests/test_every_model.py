@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import prepare
+from vision_helpers import prepare
 from kernel import KernelError
 from kernel.data import forward
 from plugin_vision import names

@@ -6,8 +6,8 @@ import json
 import torch
 import torchvision
 
-import formats
-from conftest import REPO, run_dirs
+import vision_files
+from vision_helpers import REPO, run_dirs
 
 CIFAR10 = REPO / "examples" / "cifar10.toml"
 TRANSFER = REPO / "examples" / "transfer.toml"
@@ -20,10 +20,10 @@ def _plan(cli, *args):
 
 
 def test_cifar10_example_on_local_cifar_batches(cli, tmp_path):
-    formats.cifar10(tmp_path / "data", per_batch=4, test=4)
+    vision_files.cifar10(tmp_path / "data", per_batch=4, test=4)
     plan = _plan(cli, CIFAR10, "--set", f"dataset.root={tmp_path / 'data'}", "--set", "trainer.batch_size=4")
     assert plan["dataset"]["splits"] == {"train": 20, "valid": 4}
-    assert plan["classes"] == formats.CIFAR10_CLASSES
+    assert plan["classes"] == vision_files.CIFAR10_CLASSES
     assert [m["name"] for m in plan["models"]] == ["simple_cnn", "resnet18", "mobilenet_v2"]
     for model in plan["models"]:
         assert "error" not in model and model["output"] == "(2, 10) float32", model
@@ -67,7 +67,7 @@ def test_the_transforms_shown_in_docs_vision_md_build_and_run():
     import re
     import tomllib
 
-    from conftest import prepare
+    from vision_helpers import prepare
 
     text = (REPO / "docs" / "vision.md").read_text()
     block = next(b for b in re.findall(r"^```toml\n(.*?)^```", text, re.S | re.M) if b.startswith("transforms"))

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torchvision
 
-import formats
+import vision_files
 import kernel
-from conftest import prepare
+from vision_helpers import prepare
 from kernel import KernelError
 
 DIGITS32 = {"use": "vision.digits", "fraction": 0.1, "transforms": [{"use": "vision.Resize", "size": 32}]}
@@ -31,7 +31,7 @@ def test_head_sized_to_the_classes_and_first_conv_to_one_channel():
 
 
 def test_head_follows_an_image_folder_with_three_classes(tmp_path):
-    formats.image_folder(tmp_path, classes=("a", "b", "c"), per_class=2, size=(32, 32))
+    vision_files.image_folder(tmp_path, classes=("a", "b", "c"), per_class=2, size=(32, 32))
     plan = prepare({"use": "vision.ImageFolder", "params": {"root": str(tmp_path)}, "split": {"valid": 0.3}},
                    models=[{"use": "vision.mobilenet_v2", "params": {"width_mult": 0.5}}])
     model, filled = plan.model(0)
@@ -127,7 +127,7 @@ def test_list_models_by_task_tag(cli):
 
 
 def test_raft_estimates_flow_on_image_pairs_and_asks_for_a_size_it_takes(tmp_path):
-    formats.flying_chairs(tmp_path, pairs=3, size=(64, 48))
+    vision_files.flying_chairs(tmp_path, pairs=3, size=(64, 48))
     small = prepare({"use": "vision.FlyingChairs", "params": {"root": str(tmp_path)}},
                     models=[{"use": "vision.raft_small"}])
     with pytest.raises(KernelError, match='at least 8 \\* 16 = 128.*vision.Resize", size = 128'):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import prepare
+from vision_helpers import prepare
 from plugin_vision.renderers import PALETTE, Bitmap, Boxes, Masks, Volume
 
 

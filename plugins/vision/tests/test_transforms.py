@@ -7,7 +7,7 @@ import torch
 from torchvision.transforms import v2
 
 import kernel
-from conftest import prepare
+from vision_helpers import prepare
 from kernel import KernelError
 
 

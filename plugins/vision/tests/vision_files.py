@@ -1,4 +1,5 @@
-"""Small files in the real formats torchvision reads: CIFAR python batches, MNIST IDX, image folders.
+"""Small files in the real formats torchvision reads: CIFAR python batches, MNIST IDX, image folders,
+FlyingChairs pairs and flows, VOC segmentation masks.
 
 The tests write these instead of downloading anything; the pixels are seeded random bytes, so a
 test can compare what the plugin hands out with what was written.
