@@ -89,7 +89,7 @@ def adapt_first_conv(model: nn.Module, in_channels: int, pretrained: bool) -> bo
     return True
 
 
-def check_input(model: nn.Module, input_shape, where: str, min_size=None, resize_to: int | None = None):
+def check_input(model: nn.Module, input_shape, where: str, min_size=None, resize_to: int | list | None = None):
     """Pass a zero batch through the model; a shape it cannot take becomes a KernelError suggesting a Resize."""
     if not input_shape:
         return
@@ -106,7 +106,7 @@ def check_input(model: nn.Module, input_shape, where: str, min_size=None, resize
         with torch.no_grad():
             model(torch.zeros((1, *shape)))
     except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
         raise KernelError(f"{where} cannot take inputs of shape {shape}: {message}{suggestion}") from None
     finally:
         model.train(was_training)

@@ -124,6 +124,14 @@ def _resize_hint(name: str, input_shape) -> int:
     return max(_min_size(name) or (224,))
 
 
+def _resize_to(task: str, min_size):
+    """The Resize size to suggest: the smallest side; both sides for RAFT (a shorter-side resize of a
+    non-square pair would leave a side that is not a multiple of 8)."""
+    if not min_size or max(min_size) <= 1:
+        return 32
+    return [int(min_size[0]), int(min_size[1])] if task == "optical_flow" else max(min_size)
+
+
 def resolve_weights(name: str, value, what: str = "weights"):
     """The weights enum member for ``"DEFAULT"`` / ``"IMAGENET1K_V1"``, checked to be in the hub cache."""
     from torchvision.models import get_model_weights
@@ -278,7 +286,7 @@ def build_torchvision(name: str, params: dict):
         min_size = _min_size(name) if (pretrained or task == "video") else None
         resize = _min_size(name)
         check_input(model, input_shape, where, min_size=min_size,
-                    resize_to=max(resize) if resize and max(resize) > 1 else 32)
+                    resize_to=_resize_to(task, resize))
     return model
 
 

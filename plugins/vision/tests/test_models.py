@@ -130,7 +130,7 @@ def test_raft_estimates_flow_on_image_pairs_and_asks_for_a_size_it_takes(tmp_pat
     vision_files.flying_chairs(tmp_path, pairs=3, size=(64, 48))
     small = prepare({"use": "vision.FlyingChairs", "params": {"root": str(tmp_path)}},
                     models=[{"use": "vision.raft_small"}])
-    with pytest.raises(KernelError, match='at least 8 \\* 16 = 128.*vision.Resize", size = 128'):
+    with pytest.raises(KernelError, match='at least 8 \\* 16 = 128.*vision.Resize", size = \\[128, 128\\]'):
         small.model(0)
     plan = prepare({"use": "vision.FlyingChairs", "params": {"root": str(tmp_path)},
                     "transforms": [{"use": "vision.Resize", "size": [128, 128]}]},
