@@ -3,6 +3,7 @@ metrics, callbacks and renderers on demand, each filled with the data facts it a
 from __future__ import annotations
 
 import inspect
+import numbers
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,11 +13,13 @@ from .errors import KernelError
 
 
 def call_with_facts(fn, params: dict, facts: dict, dataset=None, where: str = ""):
-    """Call a target with the user's parameters plus the facts its signature asks for by name."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        sig = None
+    """Call a target with the user's parameters plus the facts its signature asks for by name.
+
+    A fact fills a parameter only when the parameter's annotation (else its default) admits the
+    fact's value: names are shared by convention, and a normalisation fact ``normalize = {mean, std}``
+    must not land in a confusion matrix's ``normalize: str | None`` or a model's ``normalize: bool``.
+    """
+    sig = _signature(fn)
     kwargs = dict(params)
     filled = {}
     if sig is not None:
@@ -24,11 +27,15 @@ def call_with_facts(fn, params: dict, facts: dict, dataset=None, where: str = ""
             if name in kwargs or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
             if name in facts:
-                filled[name] = facts[name]
+                value = facts[name]
             elif dataset is not None and name not in ("self", "transform", "target_transform"):
                 value = getattr(dataset, name, None)
-                if value is not None and not callable(value):
-                    filled[name] = value
+                if value is None or callable(value):
+                    continue
+            else:
+                continue
+            if _admits(p, value):
+                filled[name] = value
     kwargs.update(filled)
     try:
         return fn(**kwargs), filled
@@ -39,6 +46,59 @@ def call_with_facts(fn, params: dict, facts: dict, dataset=None, where: str = ""
         if "argument" in str(exc):
             raise KernelError(f"{where}: {exc}") from exc
         raise
+
+
+def _signature(fn):
+    try:
+        return inspect.signature(fn, eval_str=True)  # annotations written as strings become types
+    except (NameError, SyntaxError, TypeError, AttributeError):
+        try:
+            return inspect.signature(fn)
+        except (TypeError, ValueError):
+            return None
+    except ValueError:
+        return None
+
+
+# what else a parameter of the key's type accepts (numpy integers are Integral; sizes come as either)
+_WIDER = {int: (numbers.Integral,), float: (numbers.Real,), complex: (numbers.Complex,),
+          tuple: (tuple, list), list: (list, tuple)}
+
+
+def _admits(param, value) -> bool:
+    """Whether ``value`` fits ``param``: by its annotation when it names classes, else by its default."""
+    kinds = _annotation_classes(param.annotation)
+    if kinds is None and param.default not in (param.empty, None):
+        kinds = (type(param.default),)
+    if kinds is None:
+        return True
+    if isinstance(value, bool) and bool not in kinds:
+        return False  # True is an int to isinstance, never a class count or a size
+    wide = tuple(k for kind in kinds for k in _WIDER.get(kind, (kind,)))
+    return isinstance(value, wide)
+
+
+def _annotation_classes(annotation) -> tuple | None:
+    """The classes an annotation admits (``int | None`` -> (int, NoneType)); None when unknown."""
+    import types
+    import typing
+
+    if annotation is inspect.Parameter.empty or isinstance(annotation, str) or annotation is typing.Any:
+        return None
+    if annotation is None:
+        return (type(None),)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        out = []
+        for arg in typing.get_args(annotation):
+            classes = _annotation_classes(arg)
+            if classes is None:
+                return None
+            out.extend(classes)
+        return tuple(out)
+    if origin is not None:
+        return (origin,) if isinstance(origin, type) else None  # list[int] -> list; Literal -> unknown
+    return (annotation,) if isinstance(annotation, type) else None
 
 
 def spec_parts(spec) -> tuple[str, dict]:

@@ -153,3 +153,26 @@ def test_confusion_matrix_is_classes_by_classes():
     cm = plan.build("kernel.confusion_matrix", "metric")
     cm.update(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 2]))
     assert cm.compute().tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
+
+
+def test_a_fact_fills_only_parameters_whose_type_admits_it():
+    """Facts fill parameters by name; a name shared by accident must not pass a wrong-typed value
+    (the normalisation fact `normalize = {mean, std}` met the confusion matrix's `normalize`)."""
+    import numpy as np
+
+    from kernel.build import call_with_facts
+
+    def target(num_classes: int, normalize: str | None = None, scaled: bool = True,
+               input_shape: tuple = (1,), gain: float = 1.0, anything=None):
+        return locals()
+
+    facts = {"num_classes": np.int64(4), "normalize": {"mean": [0.5], "std": [0.2]}, "scaled": {"x": 1},
+             "input_shape": [3, 8, 8], "gain": 2, "anything": "kept"}
+    built, filled = call_with_facts(target, {}, facts)
+    assert filled == {"num_classes": 4, "input_shape": [3, 8, 8], "gain": 2, "anything": "kept"}
+    assert built["normalize"] is None and built["scaled"] is True
+    # with a Normalize transform in the workflow, the confusion matrix metric still builds
+    from kernel.builtin.metrics import confusion_matrix
+
+    metric, filled = call_with_facts(confusion_matrix, {}, {"num_classes": 3, "normalize": facts["normalize"]})
+    assert filled == {"num_classes": 3} and metric.num_classes == 3
