@@ -39,15 +39,9 @@ def list_cmd(args):
     if not comps:
         print(f"no {kind or 'component'}s" + (f" tagged {args.tag!r}" if args.tag else ""))
         return 0
-    from ..console import console as make_console
-    from rich.table import Table
+    from ..console import print_columns
 
-    table = Table(box=None, pad_edge=False)
-    for col in ("name", "kind", "summary", "tags"):
-        table.add_column(col, overflow="fold")
-    for c in comps:
-        table.add_row(c.name, c.kind, c.summary, ", ".join(c.tags))
-    make_console().print(table)
+    print_columns(["name", "kind", "tags", "summary"], [[c.name, c.kind, ", ".join(c.tags), c.summary] for c in comps])
     _warn_broken(cat.plugins)
     return 0
 
