@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml con
 	bash .ci/install-browser
 	touch $(STAMP)
 
+# The main workflow, then its report: the last line printed is the report's path.
 run: install
 	$(BIN)/kernel run examples/quickstart.toml
+	$(BIN)/kernel report --workflow quickstart -o runs/quickstart-report.html
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -53,6 +53,10 @@ def test_runs_store_the_baseline_and_compare_shows_it(workspace, write_workflow,
     """)
     out = cli("run", str(wf), "--quiet")
     assert out.returncode == 0, out.stderr
+    # the closing lines say which model is best and where the files are
+    lines = out.stdout.splitlines()
+    assert lines[-3].startswith("best: linear (valid/accuracy ") and lines[-2].startswith(f"runs: {workspace / 'runs'} ")
+    assert lines[-1].startswith("next: kernel report --workflow imb -o report.html")
     run_json = json.loads(next((workspace / "runs").glob("imb-*/run.json")).read_text())
     baseline = run_json["baseline"]
     assert baseline["metric"] == "valid/accuracy" and baseline["class"] == "cat"

@@ -71,7 +71,29 @@ def run_cmd(args):
         print(json.dumps(results.to_dict(), indent=2, default=str))
     else:
         results.print_summary()
+        print_where(results)
     return 0 if results.ok else 1
+
+
+def print_where(results):
+    """The closing lines of a run: the best model, where its files are, what to look at next."""
+    from ..errors import KernelError
+
+    if not results.runs:
+        return
+    store = results.runs[0].dir.parent
+    try:
+        best = results.best()
+    except KernelError:
+        best = None
+    if best is not None:
+        metric = best.info.get("monitor")
+        print(f"best: {best.info.get('model')} ({metric} {best.info['best'][metric]:.4g}), run {best.id}")
+    print(f"runs: {store} (each run: run.json, metrics.jsonl, checkpoints/, tensorboard/, "
+          f"artifacts/ with the analyzer reports/, rendered samples/ and confusion_matrix.json)")
+    workflow = results.runs[0].info.get("workflow")
+    print(f"next: kernel report --workflow {workflow} -o report.html, kernel dashboard, "
+          f"or tensorboard --logdir {store}")
 
 
 def analyze_cmd(args):
