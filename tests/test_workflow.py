@@ -115,3 +115,15 @@ def test_overrides_use_the_paths_that_errors_use(write_workflow):
                                         ('"x"', "x"), ("adamw", "adamw")])
 def test_set_values_are_read_as_toml(text, value):
     assert parse_value(text) == value
+
+
+def test_dry_run_of_the_kernel_only_example(cli, workspace):
+    """examples/synthetic.toml uses kernel components only: its plan builds without any plugin."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "synthetic.toml"
+    out = cli("run", "--dry-run", str(example), env={"KERNEL_DISABLE_PLUGINS": "vision,text,audio"})
+    assert out.returncode == 0, out.stderr
+    assert "train 1600, valid 400 samples" in out.stdout
+    assert "5,508" in out.stdout and "(2, 4) float32" in out.stdout  # the mlp's size and output
+    assert not (workspace / "runs").exists()  # a dry run writes nothing
