@@ -38,6 +38,8 @@ class ImageSizes:
     def start(self, info):
         self.sizes: dict[str, Counter] = {}
         self.skipped = 0
+        # the input shape after the workflow's transforms: a Resize already there needs no suggestion
+        self.transformed = tuple((info.get("facts") or {}).get("input_shape") or ())
 
     def update(self, batch):
         counts = self.sizes.setdefault(batch["split"], Counter())
@@ -71,7 +73,8 @@ class ImageSizes:
                   **{split: counts.get((h, w), 0) for split, counts in self.sizes.items()}}
                  for (h, w), _ in total.most_common(self.top)]
         suggestions = {}
-        if len(total) > 1 or heights[mid] < 32:
+        resized = len(self.transformed) >= 2 and min(self.transformed[-2:]) >= 32
+        if (len(total) > 1 or heights[mid] < 32) and not resized:
             side = max(32, min(heights[mid], widths[mid]))
             suggestions["resize"] = {"use": "vision.Resize", "size": [side, side]}
         return Report("Image sizes", values=values, table=table, suggestions=suggestions)

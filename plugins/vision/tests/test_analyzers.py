@@ -30,6 +30,17 @@ def test_image_sizes_and_aspect_ratios_per_split():
     assert report.suggestions["resize"]["use"] == "vision.Resize"  # sizes differ: one size for batching
 
 
+def test_no_resize_suggested_when_the_workflow_already_resizes():
+    from kernel.artifacts import run_analyzers
+
+    def suggestions(transforms):
+        plan = prepare({"use": "vision.digits", "transforms": transforms})
+        return dict(run_analyzers(plan))["vision.image_sizes"].suggestions
+
+    assert suggestions([])["resize"] == {"use": "vision.Resize", "size": [32, 32]}  # 8x8 digits as stored
+    assert "resize" not in suggestions([{"use": "vision.Resize", "size": 32}])
+
+
 def test_duplicates_within_and_across_splits_in_an_image_folder(tmp_path):
     vision_files.image_folder(tmp_path / "train", classes=("cat", "dog"), per_class=3, formats=("PNG",))
     vision_files.image_folder(tmp_path / "val", classes=("cat", "dog"), per_class=2, formats=("PNG",), seed=7)
