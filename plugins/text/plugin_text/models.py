@@ -116,14 +116,22 @@ class CNNClassifier(TextClassifier):
         self.fc = nn.Linear(num_filters * len(self.kernel_sizes), num_classes)
 
     def forward(self, input_ids, padding_mask=None, lengths=None):
-        padding_mask, _ = self.masks(input_ids, padding_mask, lengths)
+        padding_mask, lengths = self.masks(input_ids, padding_mask, lengths)
         widest = max(self.kernel_sizes)
         if input_ids.shape[1] < widest:  # short batches: pad so every convolution has one position
             extra = widest - input_ids.shape[1]
             input_ids = nn.functional.pad(input_ids, (0, extra), value=self.padding_idx)
             padding_mask = nn.functional.pad(padding_mask, (0, extra), value=True)
         x = self.embedding(input_ids).masked_fill(padding_mask.unsqueeze(-1), 0).transpose(1, 2)
-        pooled = [torch.relu(conv(x)).amax(dim=2) for conv in self.convs]
+        lengths = lengths.to(x.device).unsqueeze(1)
+        pooled = []
+        for k, conv in zip(self.kernel_sizes, self.convs):
+            y = conv(x)
+            # the max runs over windows that start inside the text and fit it (the first window
+            # when the text is shorter than k): windows over padding alone would make a sample's
+            # output depend on the longest text of its batch
+            valid = torch.arange(y.shape[2], device=y.device).unsqueeze(0) < (lengths - k + 1).clamp(min=1)
+            pooled.append(torch.relu(y.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(dim=2)))
         return self.fc(self.dropout(torch.cat(pooled, dim=1)))
 
 
