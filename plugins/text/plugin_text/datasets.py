@@ -160,16 +160,28 @@ def folder_dataset(root: str, extension: str = ".txt", encoding: str = "utf-8", 
 
 
 # -- official layouts ------------------------------------------------------------------------------
-def layout(root, folder: str, files: list[str], who: str, how: str) -> Path:
-    """The folder holding ``files``: ``root`` itself or ``root/folder``; else name what is missing."""
+def layout(root, folder: str, files: list[str], who: str, archive: str | None = None) -> Path:
+    """The folder holding ``files``: ``root`` itself or ``root/folder``; else name what is missing.
+
+    ``archive``: the official download that unpacks into ``folder`` (None: the files come alone).
+    """
     root = Path(root).expanduser()
     for place in (root, root / folder):
         if all((place / f).exists() for f in files):
             return place
-    place = root / folder if (root / folder).is_dir() else root
+    # the folder the user meant: the official folder inside root, unless root is that folder, or
+    # root already holds some of the files, or the files come alone (no archive makes the folder)
+    inside = root / folder
+    if inside.is_dir() or (archive and root.name != folder and not any((root / f).exists() for f in files)):
+        place = inside
+    else:
+        place = root
     missing = [f for f in files if not (place / f).exists()]
-    raise KernelError(f"{who}: missing {', '.join(missing)} in {place}; {how} so that {place / files[0]} exists "
-                      f"(set root to the folder)")
+    holding = " and ".join(files) if len(files) == 2 else ", ".join(files)
+    get = (f"unpack {archive} in {place.parent} (it holds the folder {folder})" if archive and place.name == folder
+           else f"put {'them' if len(missing) > 1 else 'it'} there")
+    raise KernelError(f"{who}: missing {', '.join(missing)} in {place}; {get}, or set root to the folder "
+                      f"holding {holding} (nothing is downloaded)")
 
 
 AG_NEWS_CLASSES = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
@@ -184,7 +196,7 @@ def ag_news(root: str = "data/ag_news_csv", on_bad_row: str = "error"):
         on_bad_row: "error" or "skip" (see text.csv).
     """
     place = layout(root, "ag_news_csv", ["train.csv", "test.csv"], "text.ag_news",
-                   "unpack ag_news_csv.tgz there")
+                   "ag_news_csv.tgz")
     rows = {s: (place / f"{s}.csv", read_delimited(place / f"{s}.csv", 1, 0, header=False, on_bad_row=on_bad_row,
                                                    who="text.ag_news", join_columns=(2,)))
             for s in ("train", "test")}
@@ -200,7 +212,7 @@ def yelp_review_polarity(root: str = "data/yelp_review_polarity_csv", on_bad_row
         on_bad_row: "error" or "skip" (see text.csv).
     """
     place = layout(root, "yelp_review_polarity_csv", ["train.csv", "test.csv"], "text.yelp_review_polarity",
-                   "unpack yelp_review_polarity_csv.tgz there")
+                   "yelp_review_polarity_csv.tgz")
     rows = {}
     for s in ("train", "test"):
         found = read_delimited(place / f"{s}.csv", 1, 0, header=False, on_bad_row=on_bad_row,
@@ -221,7 +233,7 @@ def dbpedia(root: str = "data/dbpedia_csv", on_bad_row: str = "error"):
         root: the ``dbpedia_csv`` folder (or the folder holding it).
         on_bad_row: "error" or "skip" (see text.csv).
     """
-    place = layout(root, "dbpedia_csv", ["train.csv", "test.csv"], "text.dbpedia", "unpack dbpedia_csv.tar.gz there")
+    place = layout(root, "dbpedia_csv", ["train.csv", "test.csv"], "text.dbpedia", "dbpedia_csv.tar.gz")
     names = DBPEDIA_CLASSES
     if (place / "classes.txt").is_file():
         text, _ = read_text(place / "classes.txt", "utf-8", "text.dbpedia")
@@ -243,7 +255,7 @@ def imdb(root: str = "data/aclImdb", on_bad_row: str = "error"):
         on_bad_row: "error" stops at the first empty or undecodable file; "skip" leaves them out.
     """
     parts = ["train/neg", "train/pos", "test/neg", "test/pos"]
-    place = layout(root, "aclImdb", parts, "text.imdb", "unpack aclImdb_v1.tar.gz there")
+    place = layout(root, "aclImdb", parts, "text.imdb", "aclImdb_v1.tar.gz")
     rows = {s: (place / s, read_folder(place / s, ".txt", "utf-8", on_bad_row, "text.imdb", ["neg", "pos"]))
             for s in ("train", "test")}
     return labelled(rows, ["neg", "pos"], "text.imdb")
@@ -262,8 +274,7 @@ def trec(root: str = "data/trec", fine: bool = False, encoding: str = "latin-1",
         encoding: the official files are Latin-1.
         on_bad_row: "error" or "skip" (see text.csv).
     """
-    place = layout(root, "trec", list(TREC_FILES.values()), "text.trec",
-                   "put train_5500.label and TREC_10.label there")
+    place = layout(root, "trec", list(TREC_FILES.values()), "text.trec")
     rows = {}
     for split, name in TREC_FILES.items():
         file = place / name
@@ -274,8 +285,8 @@ def trec(root: str = "data/trec", fine: bool = False, encoding: str = "latin-1",
             if not line.strip():
                 continue
             where = f"line {line_no}"
-            if not clean and undecodable(line):
-                bad(where, undecodable(line))
+            if not clean and undecodable(line, encoding):
+                bad(where, undecodable(line, encoding))
                 continue
             label, _, question = line.partition(" ")
             if ":" not in label or not question.strip():

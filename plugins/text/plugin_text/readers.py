@@ -49,6 +49,8 @@ def read_text(file, encoding: str, who: str) -> tuple[str, bool]:
     if not file.is_file():
         raise KernelError(f"{who}: file not found: {file}")
     data = file.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf") and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        data = data[3:]  # the byte-order mark spreadsheets write: not part of the first column's name
     try:
         return data.decode(encoding), True
     except UnicodeDecodeError:
@@ -57,11 +59,12 @@ def read_text(file, encoding: str, who: str) -> tuple[str, bool]:
         raise KernelError(f"{who}: unknown encoding {encoding!r}") from None
 
 
-def undecodable(text: str) -> str | None:
+def undecodable(text: str, encoding: str = "utf-8") -> str | None:
     """A description of the first undecodable byte in a field decoded with surrogateescape."""
     for ch in text:
         if "\udc80" <= ch <= "\udcff":
-            return f"byte 0x{ord(ch) - 0xDC00:02x} is not valid text in this encoding (UTF-8 unless encoding is set)"
+            return (f"byte 0x{ord(ch) - 0xDC00:02x} is not valid {encoding} text (if the file is in another "
+                    f"encoding, set it: encoding = \"latin-1\", \"cp1252\", ...)")
     return None
 
 
@@ -114,7 +117,7 @@ def read_delimited(file, text_column, label_column, delimiter: str = ",", header
         sample = " ".join([row[ti]] + [row[i] for i in more])
         label = row[li].strip()
         if not clean:
-            why = undecodable(sample) or undecodable(label)
+            why = undecodable(sample, encoding) or undecodable(label, encoding)
             if why:
                 bad(where, why)
                 continue
@@ -141,8 +144,8 @@ def read_jsonl(file, text_field: str, label_field: str, encoding: str = "utf-8",
         where = f"line {line_no}"
         if not line.strip():
             continue
-        if not clean and undecodable(line):
-            bad(where, undecodable(line))
+        if not clean and undecodable(line, encoding):
+            bad(where, undecodable(line, encoding))
             continue
         try:
             obj = json.loads(line)

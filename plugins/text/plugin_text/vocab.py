@@ -97,14 +97,18 @@ class Vocabulary:
         for i in range(len(dataset)):
             counts.update(_tokens(dataset[i][0]))
         if not counts:
-            raise KernelError("text.vocab: the training split has no tokens; check the dataset's text column")
+            source = getattr(dataset, "source", None)
+            raise KernelError(f"text.vocab: the training split{f' of {source}' if source else ''} has no tokens; "
+                              f"check the dataset's text column")
         kept = sorted((t for t, c in counts.items() if c >= self.min_freq and t not in SPECIALS),
                       key=lambda t: (-counts[t], t))
         if not kept:
             top, n = counts.most_common(1)[0]
+            source = getattr(dataset, "source", None)  # the file, for the plugin's datasets
             raise KernelError(f"text.vocab: no token occurs at least min_freq={self.min_freq} times in the "
-                              f"training split ({len(dataset)} samples; the most frequent, {top!r}, occurs "
-                              f"{n} times); lower min_freq")
+                              f"training split{f' of {source}' if source else ''} ({len(dataset)} samples; the "
+                              f"most frequent, {top!r}, occurs {n} time{'s' if n != 1 else ''}); lower min_freq "
+                              f"to {n}")
         if self.max_size is not None:
             kept = kept[:self.max_size]
         self._set_tokens(list(SPECIALS) + kept)
@@ -122,7 +126,9 @@ class Vocabulary:
             raise KernelError("text.vocab is not fitted: call fit(dataset) first (the kernel does this on the "
                               "training split)")
         get = self.stoi.get
-        ids = [get(t, UNK) for t in _tokens(tokens)]
+        ids = [get(t, UNK) for t in (tokens if type(tokens) is list else _tokens(tokens))]
+        if not (self.add_bos or self.add_eos or self.max_length):  # the common case, per sample: no more checks
+            return torch.tensor(ids, dtype=torch.long)
         if self.add_bos:
             ids.insert(0, BOS)
         if self.max_length is not None and len(ids) + self.add_eos > self.max_length:
