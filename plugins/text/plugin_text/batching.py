@@ -26,8 +26,10 @@ class PadBatch:
         self.bucket = bucket
 
     def __call__(self, items):
-        ids = [torch.as_tensor(x, dtype=torch.long) for x, _ in items]
-        lengths = torch.tensor([len(x) for x in ids], dtype=torch.long)
+        tensor = torch.Tensor
+        ids = [x if type(x) is tensor and x.dtype == torch.long else torch.as_tensor(x, dtype=torch.long)
+               for x, _ in items]
+        lengths = torch.tensor([x.shape[0] for x in ids], dtype=torch.long)
         if int(lengths.max()) == 0:  # every text empty after truncation: keep one padding column
             ids[0] = torch.full((1,), self.padding_idx, dtype=torch.long)
         input_ids = pad_sequence(ids, batch_first=True, padding_value=self.padding_idx)

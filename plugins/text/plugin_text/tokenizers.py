@@ -7,14 +7,13 @@ trained state travels with the run as the tokenizer's JSON text. A tokenizer is 
 """
 from __future__ import annotations
 
-import re
-
 from kernel import KernelError
 
-# torchtext's basic_english, rule for rule: the same patterns, replacements and order.
-_BASIC_ENGLISH = [(re.compile(p), r) for p, r in (
-    (r"\'", " '  "), (r"\"", ""), (r"\.", " . "), (r"<br \/>", " "), (r",", " , "), (r"\(", " ( "),
-    (r"\)", " ) "), (r"\!", " ! "), (r"\?", " ? "), (r"\;", " "), (r"\:", " "), (r"\s+", " "))]
+# torchtext's basic_english, rule for rule: its patterns (r"\'", r"\"", r"\.", r"<br \/>", r",", ...) are
+# all literal strings, so str.replace in the same order gives the same text as its re.sub calls,
+# several times faster; its last rule (r"\s+" -> " ") and split() are what str.split() does alone.
+_BASIC_ENGLISH = (("'", " '  "), ('"', ""), (".", " . "), ("<br />", " "), (",", " , "), ("(", " ( "),
+                  (")", " ) "), ("!", " ! "), ("?", " ? "), (";", " "), (":", " "))
 
 
 def _text(x, who: str) -> str:
@@ -30,9 +29,9 @@ class BasicEnglish:
     """Lower-cases, splits punctuation off words and drops quotes, as torchtext's ``basic_english``."""
 
     def __call__(self, text) -> list[str]:
-        line = _text(text, "text.basic_english").lower()
-        for pattern, replacement in _BASIC_ENGLISH:
-            line = pattern.sub(replacement, line)
+        line = (text if type(text) is str else _text(text, "text.basic_english")).lower()
+        for old, new in _BASIC_ENGLISH:
+            line = line.replace(old, new)
         return line.split()
 
 
