@@ -1,0 +1,41 @@
+"""Every benchmark still runs: each script, shrunk to a few samples, prints its table.
+
+Nothing here judges speed (these machines are shared and noisy; docs/benchmarks.md holds the
+measured ratios). A benchmark that no longer runs is found here, not when someone next measures.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# script, tiny arguments, a line its table always prints
+CASES = [
+    ("startup.py", ["--repeat", "1"], "kernel list"),
+    ("overhead.py", ["--epochs", "2", "--rounds", "1", "--samples", "500", "--features", "16"],
+     "kernel.supervised, progress on"),
+    ("vision_pipeline.py", ["--images", "64", "--rounds", "1"], "vision.ImageFolder"),
+    ("audio_pipeline.py", ["--clips", "12", "--repeats", "1"], "by hand, cached resampler"),
+    ("text_pipeline.py", ["--copies", "1", "--repeats", "1"], "target: ratio >= 0.95"),
+    ("dashboard.py", ["--runs", "6", "--epochs", "3", "--repeat", "1"], "GET /api/state over HTTP"),
+]
+
+
+def test_every_benchmark_is_listed_here():
+    assert {name for name, _, _ in CASES} == {p.name for p in (ROOT / "benchmarks").glob("*.py")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script,args,expected", CASES, ids=[c[0] for c in CASES])
+def test_benchmark_runs_and_prints_its_table(script, args, expected, tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=tmp_path,
+                          env={**os.environ, "KERNEL_HOME": str(tmp_path)}, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert expected in proc.stdout, proc.stdout
+    assert "NO" not in proc.stdout.split()  # overhead: both loops end with the same weights
