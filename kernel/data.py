@@ -252,6 +252,10 @@ class Data:
             shuffle = split == "train"
         if shuffle and generator is None:
             generator = torch.Generator().manual_seed(self.seed)
+        batches = batch_sampler_of(self.collate_fn, ds, batch_size, shuffle, generator, drop_last)
+        if batches is not None:
+            return DataLoader(ds, batch_sampler=batches, num_workers=num_workers, pin_memory=pin_memory,
+                              collate_fn=self.collate_fn, generator=generator, persistent_workers=num_workers > 0)
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                           pin_memory=pin_memory, collate_fn=self.collate_fn, generator=generator,
                           drop_last=drop_last, persistent_workers=num_workers > 0)
@@ -266,6 +270,20 @@ class Data:
     def transform_states(self) -> list:
         return [t.state_dict() if hasattr(t, "fit") and hasattr(t, "state_dict") else None
                 for t in self.transforms]
+
+
+def batch_sampler_of(collate_fn, dataset, batch_size: int, shuffle: bool = False, generator=None,
+                     drop_last: bool = False):
+    """The batches a collate function chooses itself, or None for the DataLoader's own batching.
+
+    A collate function may offer ``batch_sampler(dataset, batch_size, shuffle, generator, drop_last)``
+    returning a batch sampler (lists of indices), for example to put samples of similar length
+    together; returning None keeps plain batching.
+    """
+    make = getattr(collate_fn, "batch_sampler", None)
+    if make is None:
+        return None
+    return make(dataset, batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
 
 
 def collate_from(dataset_root, transforms) -> Callable | None:

@@ -18,7 +18,7 @@ import torch
 
 from ..build import call_with_facts, spec_parts
 from ..catalog import get_catalog, resolve_target
-from ..data import batch_size_of, forward, to_device
+from ..data import batch_sampler_of, batch_size_of, forward, to_device
 from ..errors import KernelError, did_you_mean
 from . import checkpoint as ckpt
 from .events import EventBus
@@ -247,8 +247,16 @@ class Supervised:
                          pin_memory=device.type == "cuda", collate_fn=data.collate_fn,
                          persistent_workers=cfg["num_workers"] > 0)
         generator = torch.Generator().manual_seed(data.seed)
-        sampler = SkippingSampler(torch.utils.data.RandomSampler(data.train, generator=generator))
-        train_loader = torch.utils.data.DataLoader(data.train, sampler=sampler, generator=generator, **loader_kw)
+        batches = batch_sampler_of(data.collate_fn, data.train, cfg["batch_size"], shuffle=True, generator=generator)
+        if batches is not None:  # the collate function groups the batches itself (text: by length)
+            sampler, skip_unit = SkippingSampler(batches), 1
+            train_loader = torch.utils.data.DataLoader(data.train, batch_sampler=sampler, generator=generator,
+                                                       **{k: v for k, v in loader_kw.items() if k != "batch_size"})
+        else:
+            sampler, skip_unit = SkippingSampler(torch.utils.data.RandomSampler(data.train, generator=generator)), \
+                cfg["batch_size"]
+            train_loader = torch.utils.data.DataLoader(data.train, sampler=sampler, generator=generator,
+                                                       **loader_kw)
         valid_loader = torch.utils.data.DataLoader(data.valid, shuffle=False, **loader_kw) \
             if data.valid is not None else None
         optimizer = self._build_optimizer(model)
@@ -319,7 +327,7 @@ class Supervised:
                 if partial is not None:  # an epoch cut by a signal: go on after its last batch
                     epoch_generator = saved["generator"]
                     skip = partial["batches_done"]
-                    sampler.skip = skip * cfg["batch_size"]
+                    sampler.skip = skip * skip_unit  # samples, or batches of a batch sampler
                     losses, sizes = list(partial["losses"].to(device).unbind()), partial["sizes"].tolist()
                     _load_metric_states(metrics, partial["metrics"], device)
                     partial = None
@@ -510,7 +518,7 @@ def _copy_tensors(obj):
 
 
 class SkippingSampler(torch.utils.data.Sampler):
-    """A sampler that can skip the first ``skip`` indices of its next pass (to finish a cut epoch),
+    """A sampler (or batch sampler) that can skip the first ``skip`` indices (or batches) of its next pass (to finish a cut epoch),
     drawing its random order exactly as the wrapped sampler would."""
 
     def __init__(self, sampler):

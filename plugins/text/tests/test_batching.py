@@ -88,8 +88,12 @@ def test_bucketing_groups_similar_lengths_and_covers_every_sample_once(tmp_path)
     # in random batches of 8 out of lengths 1..40 the spread is about 30 tokens; buckets hold similar ones
     assert spread <= 3, spread
     padding = sum(int(x["padding_mask"].sum()) for x, _ in loader)
-    unbucketed = sum(int(x["padding_mask"].sum()) for x, _ in plan.data.loader("train", batch_size=8))
+    plain = _plan(tmp_path / "varied.csv")  # the same data, bucket = false
+    unbucketed = sum(int(x["padding_mask"].sum()) for x, _ in plain.data.loader("train", batch_size=8))
     assert padding * 5 < unbucketed
+    # the kernel's own loaders take the batches the collate function chooses
+    kernel_loader = sum(int(x["padding_mask"].sum()) for x, _ in plan.data.loader("train", batch_size=8))
+    assert kernel_loader * 5 < unbucketed
     epoch2 = [list(b) for b in sampler]  # another epoch: another order, the same coverage
     assert epoch2 != epoch1 and sorted(i for b in epoch2 for i in b) == list(range(n))
     again, _ = _bucketed(plan)
@@ -111,3 +115,19 @@ def test_bucketing_without_shuffling_sorts_by_length_and_drop_last(tmp_path):
 def test_without_bucketing_the_dataloader_batches_as_usual(tmp_path):
     plan = _plan(_varied(tmp_path, n=40))
     assert plan.data.collate_fn.batch_sampler(plan.data.splits["train"], 8) is None
+
+
+def test_a_bucketed_workflow_trains_through_the_kernel(tmp_path, monkeypatch):
+    """The trainer's loader takes the bucketed batches too."""
+    import kernel
+    from kernel.workflow import Workflow
+
+    monkeypatch.setenv("KERNEL_HOME", str(tmp_path / "home"))
+    wf = Workflow(name="buckets", seed=0, dataset={
+        "use": "text.csv", "path": str(_varied(tmp_path, n=200)), "split": {"valid": 0.2},
+        "transforms": [{"use": "text.whitespace"}, {"use": "text.vocab", "bucket": True}]},
+        models=[{"use": "text.embedding_bag"}], trainer={"epochs": 2, "batch_size": 16, "progress": False})
+    results = wf.run()
+    (run,) = results.runs
+    assert run.info["status"] == "completed" and run.info["epochs_done"] == 2
+    assert kernel.load(run.id).predict(["the great film"]) is not None
