@@ -102,8 +102,9 @@ def read_delimited(file, text_column, label_column, delimiter: str = ",", header
     more = [column_index(names, c, "text", file, who) for c in join_columns]
     width = len(names) if names else None
     rows = []
+    end = reader.line_num  # a quoted field may hold newlines: a row is named by the line it starts on
     for row in reader:
-        where = f"line {reader.line_num}"
+        where, end = f"line {end + 1}", reader.line_num
         if not row:
             continue  # blank line
         if width is None:

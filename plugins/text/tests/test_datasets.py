@@ -183,6 +183,15 @@ def test_a_file_in_another_encoding_reads_once_it_is_named(tmp_path):
                                                                                       "na\u00efve plot"]
 
 
+def test_a_bad_row_after_texts_with_newlines_is_named_by_its_first_line(tmp_path):
+    path = tmp_path / "multiline.csv"
+    path.write_text('text,label\n"first line\nsecond line",pos\n\n"one\ntwo\nthree",neg\n"",pos\n', encoding="utf-8")
+    with pytest.raises(kernel.KernelError, match="multiline.csv line 8: the text is empty"):
+        kernel.create("text.csv", path=str(path))
+    ds = kernel.create("text.csv", path=str(path), on_bad_row="skip")
+    assert _texts(ds) == ["first line\nsecond line", "one\ntwo\nthree"]
+
+
 def test_valid_and_test_files_become_the_splits(tmp_path):
     train = write_csv(tmp_path / "train.csv", rows(2))
     valid = write_csv(tmp_path / "valid.csv", rows()[:3])
