@@ -26,6 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from _rates import best_rates, print_rates  # noqa: E402  (beside this script)
 
 SOURCE_RATE, RATE, SECONDS, N_MELS = 22050, 16000, 1.0, 64
 
@@ -124,18 +125,9 @@ def main():
             for name, dataset in paths.items():
                 results[name].append(one_pass(dataset))
     n = len(train)
-    rows = {name: (n / min(c for _, c in runs), n / min(w for w, _ in runs)) for name, runs in results.items()}
-    base_cpu, base_wall = rows["by hand"]
     print(f"audio pipeline: {n} clips (0.8-1.2 s, {SOURCE_RATE} Hz WAV/FLAC) -> {RATE} Hz, {SECONDS:g} s, "
           f"{N_MELS} mel bands; best of {args.repeats} passes, 1 thread")
-    print(f"| path | clips/s (CPU) | ratio (CPU) | clips/s (wall) | ratio (wall) |")
-    print(f"|---|---|---|---|---|")
-    for name, (cpu, wall) in rows.items():
-        print(f"| {name} | {cpu:.0f} | {cpu / base_cpu:.3f} | {wall:.0f} | {wall / base_wall:.3f} |")
-    ratio = rows["plugin"][0] / base_cpu
-    print(f"target: ratio >= 0.95 -> {'met' if ratio >= 0.95 else 'NOT met'} ({ratio:.3f}); "
-          f"against the cached resampler: {rows['plugin'][0] / rows['by hand, cached resampler'][0]:.3f}")
-
+    print_rates(best_rates(results, n), "clips", also="by hand, cached resampler")
 
 if __name__ == "__main__":
     main()

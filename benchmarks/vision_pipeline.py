@@ -23,10 +23,10 @@ import pickle
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from _rates import timed_pass  # noqa: E402  (beside this script)
 
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
 BATCH = 128
@@ -99,14 +99,6 @@ def torchvision_loader(source: str, root: Path):
                                        generator=torch.Generator().manual_seed(0))
 
 
-def epoch(loader) -> tuple[int, float, float]:
-    """(images, wall seconds, cpu seconds) for one pass over the loader."""
-    count, wall, cpu = 0, time.perf_counter(), time.process_time()
-    for x, y in loader:
-        count += len(y)
-    return count, time.perf_counter() - wall, time.process_time() - cpu
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=10000, help="training images in each source")
@@ -124,11 +116,11 @@ def main():
             n = write(root, args.images)
             loaders = {"torchvision by hand": torchvision_loader(source, root), "plugin": plugin_loader(source, root)}
             for loader in loaders.values():
-                epoch(loader)  # warm-up: first-touch of files and lazily imported code
+                timed_pass(loader)  # warm-up: first-touch of files and lazily imported code
             times = {name: [] for name in loaders}
             for _ in range(args.rounds):
                 for name, loader in loaders.items():
-                    count, wall, cpu = epoch(loader)
+                    count, wall, cpu = timed_pass(loader)
                     assert count == n, (name, count, n)
                     times[name].append((wall, cpu))
             med = {name: tuple(statistics.median(t[i] for t in ts) for i in (0, 1)) for name, ts in times.items()}
