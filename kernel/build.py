@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import numbers
 import traceback
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,15 +51,15 @@ def call_with_facts(fn, params: dict, facts: dict, dataset=None, where: str = ""
 
 
 def _signature(fn):
-    try:
-        return inspect.signature(fn, eval_str=True)  # annotations written as strings become types
-    except (NameError, SyntaxError, TypeError, AttributeError):
+    """The signature with string annotations evaluated when they can be, else as written; None if none."""
+    for evaluate in (True, False):
         try:
-            return inspect.signature(fn)
-        except (TypeError, ValueError):
+            return inspect.signature(fn, eval_str=evaluate)
+        except ValueError:  # no signature at all (some builtins)
             return None
-    except ValueError:
-        return None
+        except (NameError, SyntaxError, TypeError, AttributeError):  # an annotation that does not evaluate
+            continue
+    return None
 
 
 # what else a parameter of the key's type accepts (numpy integers are Integral; sizes come as either)
@@ -80,9 +82,6 @@ def _admits(param, value) -> bool:
 
 def _annotation_classes(annotation) -> tuple | None:
     """The classes an annotation admits (``int | None`` -> (int, NoneType)); None when unknown."""
-    import types
-    import typing
-
     if annotation is inspect.Parameter.empty or isinstance(annotation, str) or annotation is typing.Any:
         return None
     if annotation is None:

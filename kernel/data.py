@@ -253,12 +253,10 @@ class Data:
         if shuffle and generator is None:
             generator = torch.Generator().manual_seed(self.seed)
         batches = batch_sampler_of(self.collate_fn, ds, batch_size, shuffle, generator, drop_last)
-        if batches is not None:
-            return DataLoader(ds, batch_sampler=batches, num_workers=num_workers, pin_memory=pin_memory,
-                              collate_fn=self.collate_fn, generator=generator, persistent_workers=num_workers > 0)
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                          pin_memory=pin_memory, collate_fn=self.collate_fn, generator=generator,
-                          drop_last=drop_last, persistent_workers=num_workers > 0)
+        order = dict(batch_size=batch_size, shuffle=shuffle, drop_last=drop_last) if batches is None else \
+            dict(batch_sampler=batches)  # the collate function chose the batches
+        return DataLoader(ds, num_workers=num_workers, pin_memory=pin_memory, collate_fn=self.collate_fn,
+                          generator=generator, persistent_workers=num_workers > 0, **order)
 
     def batch(self, split: str = "train", size: int = 4):
         """The first few samples of a split, collated: for dry runs, model graphs and exports."""

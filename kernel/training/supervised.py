@@ -243,22 +243,20 @@ class Supervised:
         for m in metrics.values():
             m.to(device) if hasattr(m, "to") else None
         valid_metrics = {k: _clone(m) for k, m in metrics.items()} if data.valid is not None else {}
-        loader_kw = dict(batch_size=cfg["batch_size"], num_workers=cfg["num_workers"],
-                         pin_memory=device.type == "cuda", collate_fn=data.collate_fn,
-                         persistent_workers=cfg["num_workers"] > 0)
+        loader_kw = dict(num_workers=cfg["num_workers"], pin_memory=device.type == "cuda",
+                         collate_fn=data.collate_fn, persistent_workers=cfg["num_workers"] > 0)
         generator = torch.Generator().manual_seed(data.seed)
         batches = batch_sampler_of(data.collate_fn, data.train, cfg["batch_size"], shuffle=True, generator=generator)
-        if batches is not None:  # the collate function groups the batches itself (text: by length)
-            sampler, skip_unit = SkippingSampler(batches), 1
-            train_loader = torch.utils.data.DataLoader(data.train, batch_sampler=sampler, generator=generator,
-                                                       **{k: v for k, v in loader_kw.items() if k != "batch_size"})
-        else:
+        if batches is None:
             sampler, skip_unit = SkippingSampler(torch.utils.data.RandomSampler(data.train, generator=generator)), \
                 cfg["batch_size"]
-            train_loader = torch.utils.data.DataLoader(data.train, sampler=sampler, generator=generator,
-                                                       **loader_kw)
-        valid_loader = torch.utils.data.DataLoader(data.valid, shuffle=False, **loader_kw) \
-            if data.valid is not None else None
+            order = {"sampler": sampler, "batch_size": cfg["batch_size"]}
+        else:  # the collate function groups the batches itself (text: by length)
+            sampler, skip_unit = SkippingSampler(batches), 1
+            order = {"batch_sampler": sampler}
+        train_loader = torch.utils.data.DataLoader(data.train, generator=generator, **order, **loader_kw)
+        valid_loader = None if data.valid is None else \
+            torch.utils.data.DataLoader(data.valid, batch_size=cfg["batch_size"], shuffle=False, **loader_kw)
         optimizer = self._build_optimizer(model)
         opt_steps = math.ceil(len(train_loader) / self.accumulate)
         scheduler = self._build_scheduler(optimizer, opt_steps, cfg)
@@ -518,8 +516,8 @@ def _copy_tensors(obj):
 
 
 class SkippingSampler(torch.utils.data.Sampler):
-    """A sampler (or batch sampler) that can skip the first ``skip`` indices (or batches) of its next pass (to finish a cut epoch),
-    drawing its random order exactly as the wrapped sampler would."""
+    """A sampler (or batch sampler) that can skip the first ``skip`` indices (or batches) of its next
+    pass, to finish a cut epoch, drawing its random order exactly as the wrapped sampler would."""
 
     def __init__(self, sampler):
         self.sampler, self.skip = sampler, 0
