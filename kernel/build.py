@@ -222,13 +222,21 @@ def prepare(workflow, catalog: Catalog | None = None) -> Plan:
 
 
 def _guarded(fn, where: str):
-    """Run plugin code; a user-facing KernelError passes through, with the place it came from."""
+    """Run plugin code; a user-facing KernelError passes through, with the place it came from.
+
+    ``where`` is ``"PLACE (NAME)"``; a message that begins with the component's own name
+    (``"text.csv: ..."``) is given the place instead of the name twice.
+    """
     try:
         return fn()
     except KernelError as exc:
-        if where.split(" ")[0] in str(exc):
+        message = str(exc)
+        if where.split(" ")[0] in message:
             raise
-        raise KernelError(f"{where}: {exc}") from exc
+        name = where.partition("(")[2].partition(")")[0]
+        if name and message.startswith(name + ": "):
+            message = message[len(name) + 2:]
+        raise KernelError(f"{where}: {message}") from exc
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise KernelError(f"{where}: file not found: {exc.filename or exc}") from exc
     except TypeError as exc:

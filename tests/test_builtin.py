@@ -176,3 +176,15 @@ def test_a_fact_fills_only_parameters_whose_type_admits_it():
 
     metric, filled = call_with_facts(confusion_matrix, {}, {"num_classes": 3, "normalize": facts["normalize"]})
     assert filled == {"num_classes": 3} and metric.num_classes == 3
+
+
+def test_value_stats_leave_out_index_inputs():
+    """Token ids (int64) are not measurements: no normalisation is suggested for them."""
+    stats = kernel.create("kernel.value_stats")
+    stats.start({})
+    stats.update({"split": "train", "inputs": [torch.tensor([5, 900, 3]), torch.tensor([7, 1])], "targets": [0, 1]})
+    report = stats.finish()
+    assert not report.suggestions and "indices" in report.values["note"]
+    stats.start({})
+    stats.update({"split": "train", "inputs": [torch.tensor([[0, 255]], dtype=torch.uint8)], "targets": [0]})
+    assert stats.finish().suggestions["normalize"]["mean"] == [127.5]  # uint8 pixels are still measured

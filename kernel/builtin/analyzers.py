@@ -91,7 +91,8 @@ class ValueStats:
     """Per-channel mean and standard deviation of the inputs, streamed (Chan et al.'s merge).
 
     Channels are the first dimension of inputs with two or more dimensions (C, H, W or C, T);
-    1-D inputs count as one channel. Suggests ``mean`` and ``std`` for a normalisation.
+    1-D inputs count as one channel. Suggests ``mean`` and ``std`` for a normalisation. Inputs of
+    dtype int64 are indices (token ids, categories), not measurements, and are left out.
     """
 
     def __init__(self, split: str = "train"):
@@ -114,7 +115,8 @@ class ValueStats:
             return
         for x in batch["inputs"]:
             x = torch.as_tensor(x).detach()
-            if x.is_complex() or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int16, torch.int32, torch.int64)):
+            # int64 is torch's dtype for indices (token ids, categories): their mean means nothing
+            if x.is_complex() or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int16, torch.int32)):
                 continue
             x = x.double()
             flat = x.reshape(1, -1) if x.ndim < 2 else x.reshape(x.shape[0], -1)
@@ -144,7 +146,8 @@ class ValueStats:
     def finish(self):
         mean, std = self.stats()
         if not mean:
-            return Report("Value statistics", values={"note": "no numeric inputs"})
+            return Report("Value statistics", values={"note": "no measured inputs (int64 inputs are indices, "
+                                                             "such as token ids, and are not measured)"})
         table = [{"channel": i, "mean": m, "std": s} for i, (m, s) in enumerate(zip(mean, std))]
         return Report("Value statistics", values={"channels": len(mean), "min": self.minimum, "max": self.maximum},
                       table=table, suggestions={"normalize": {"mean": mean, "std": std}})
