@@ -197,19 +197,19 @@ def prepare(workflow, catalog: Catalog | None = None) -> Plan:
     seed_everything(workflow.seed)
     ds = workflow.dataset
     comp = catalog.get(ds.use, "dataset")
-    source = _guarded(lambda: catalog.target(comp)(**ds.params), f"dataset ({ds.use})")
+    source = _guarded(lambda: catalog.target(comp)(**ds.params), f"dataset ({ds.use})", ds.use)
     splits = D.split_dataset(source, ds.split.valid, ds.split.test, ds.fraction, workflow.seed)
     root = D.root(splits["train"])
 
     transforms = []
     for i, t in enumerate(ds.transforms):
         where = f"dataset.transforms[{i}] ({t.use})"
-        built = _guarded(lambda: catalog.create(t.use, "transform", **t.params), where)
+        built = _guarded(lambda: catalog.create(t.use, "transform", **t.params), where, t.use)
         if hasattr(built, "fit"):
-            _guarded(lambda: built.fit(D.Transformed(splits["train"], transforms)), where + " fit")
+            _guarded(lambda: built.fit(D.Transformed(splits["train"], transforms)), where + " fit", t.use)
         transforms.append(built)
     target_transforms = [_guarded(lambda: catalog.create(t.use, "transform", **t.params),
-                                  f"dataset.target_transforms[{i}] ({t.use})")
+                                  f"dataset.target_transforms[{i}] ({t.use})", t.use)
                          for i, t in enumerate(ds.target_transforms)]
     transformed = {name: D.Transformed(s, transforms, target_transforms) for name, s in splits.items()}
     facts = _guarded(lambda: D.infer_facts(transformed["train"], transforms, root), "dataset (first sample)")
@@ -221,11 +221,12 @@ def prepare(workflow, catalog: Catalog | None = None) -> Plan:
     return Plan(workflow, catalog, data, dataset_tags=comp.tags)
 
 
-def _guarded(fn, where: str):
+def _guarded(fn, where: str, name: str = ""):
     """Run plugin code; a user-facing KernelError passes through, with the place it came from.
 
-    ``where`` is ``"PLACE (NAME)"``; a message that begins with the component's own name
-    (``"text.csv: ..."``) is given the place instead of the name twice.
+    ``where`` names the place and the component (``"dataset (text.csv)"``); a plugin's message that
+    begins with the component's ``name`` (``"text.csv: ..."``, useful when called from Python) has
+    it replaced by the place, not shown twice.
     """
     try:
         return fn()
@@ -233,7 +234,6 @@ def _guarded(fn, where: str):
         message = str(exc)
         if where.split(" ")[0] in message:
             raise
-        name = where.partition("(")[2].partition(")")[0]
         if name and message.startswith(name + ": "):
             message = message[len(name) + 2:]
         raise KernelError(f"{where}: {message}") from exc

@@ -243,8 +243,7 @@ class Supervised:
         for m in metrics.values():
             m.to(device) if hasattr(m, "to") else None
         valid_metrics = {k: _clone(m) for k, m in metrics.items()} if data.valid is not None else {}
-        loader_kw = dict(num_workers=cfg["num_workers"], pin_memory=device.type == "cuda",
-                         collate_fn=data.collate_fn, persistent_workers=cfg["num_workers"] > 0)
+        workers, pin = cfg["num_workers"], device.type == "cuda"
         generator = torch.Generator().manual_seed(data.seed)
         batches = batch_sampler_of(data.collate_fn, data.train, cfg["batch_size"], shuffle=True, generator=generator)
         if batches is None:
@@ -254,9 +253,12 @@ class Supervised:
         else:  # the collate function groups the batches itself (text: by length)
             sampler, skip_unit = SkippingSampler(batches), 1
             order = {"batch_sampler": sampler}
-        train_loader = torch.utils.data.DataLoader(data.train, generator=generator, **order, **loader_kw)
+        # the train loader is the trainer's own: its sampler skips what a resumed epoch already did
+        train_loader = torch.utils.data.DataLoader(data.train, generator=generator, num_workers=workers,
+                                                   pin_memory=pin, collate_fn=data.collate_fn,
+                                                   persistent_workers=workers > 0, **order)
         valid_loader = None if data.valid is None else \
-            torch.utils.data.DataLoader(data.valid, batch_size=cfg["batch_size"], shuffle=False, **loader_kw)
+            data.loader("valid", cfg["batch_size"], shuffle=False, num_workers=workers, pin_memory=pin)
         optimizer = self._build_optimizer(model)
         opt_steps = math.ceil(len(train_loader) / self.accumulate)
         scheduler = self._build_scheduler(optimizer, opt_steps, cfg)

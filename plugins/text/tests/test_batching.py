@@ -118,10 +118,20 @@ def test_without_bucketing_the_dataloader_batches_as_usual(tmp_path):
 
 
 def test_a_bucketed_workflow_trains_through_the_kernel(tmp_path, monkeypatch):
-    """The trainer's loader takes the bucketed batches too."""
+    """The trainer's loaders take the bucketed batches too: shuffled for training, sorted for validation."""
     import kernel
     from kernel.workflow import Workflow
+    from plugin_text import batching
 
+    passes = []  # (shuffled, batches) for each pass the trainer made over a bucketed sampler
+
+    class Counted(batching.BucketBatches):
+        def __iter__(self):
+            batches = list(super().__iter__())
+            passes.append((self.shuffle, len(batches)))
+            return iter(batches)
+
+    monkeypatch.setattr(batching, "BucketBatches", Counted)
     monkeypatch.setenv("KERNEL_HOME", str(tmp_path / "home"))
     wf = Workflow(name="buckets", seed=0, dataset={
         "use": "text.csv", "path": str(_varied(tmp_path, n=200)), "split": {"valid": 0.2},
@@ -131,4 +141,7 @@ def test_a_bucketed_workflow_trains_through_the_kernel(tmp_path, monkeypatch):
     results = wf.run()
     (run,) = results.runs
     assert run.info["status"] == "completed" and run.info["epochs_done"] == 2
+    # 160 training texts in batches of 16, then the 40 validation texts, in each epoch (what follows
+    # the training, a sample batch of the split, is not the trainer's)
+    assert passes[:4] == [(True, 10), (False, 3)] * 2, passes
     assert kernel.load(run.id).predict(["the great film"]) is not None

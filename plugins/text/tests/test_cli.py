@@ -4,6 +4,8 @@ skip bad rows, a count of them and a run that completes."""
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -50,8 +52,10 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 
 def _workflow(tmp_path, data_file: Path, use="text.csv", dataset="", vocab=""):
+    where = "root" if use == "text.folder" else "path"
     wf = tmp_path / "wf.toml"
-    wf.write_text(WORKFLOW.format(use=use, dataset=f'path = "{data_file}"\n{dataset}', vocab=vocab), encoding="utf-8")
+    wf.write_text(WORKFLOW.format(use=use, dataset=f'{where} = "{data_file}"\n{dataset}', vocab=vocab),
+                  encoding="utf-8")
     return wf
 
 
@@ -59,6 +63,21 @@ def _jsonl(tmp_path):
     lines = [json.dumps({"text": t, "label": y}) for t, y in rows(2)]
     lines.insert(4, '{"text": "a great film", "label": ')  # line 5: cut short
     return _write(tmp_path, "reviews.jsonl", ("\n".join(lines) + "\n").encode())
+
+
+def _empty_label(tmp_path):
+    records = rows(2)
+    records[7] = (records[7][0], "")  # line 9: the header is line 1
+    return _write(tmp_path, "reviews.csv", _csv_bytes(records))
+
+
+def _folder_with_an_empty_file(tmp_path):
+    root = tmp_path / "reviews"
+    for i, (text, label) in enumerate(rows()):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        (root / label / f"{i + 10}.txt").write_text(text, encoding="utf-8")
+    (root / "neg" / "3.txt").write_text("  \n", encoding="utf-8")
+    return root
 
 
 # (id, file maker -> path, dataset lines, vocab settings, words the one line must hold)
@@ -77,7 +96,37 @@ CASES = [
      ["text.vocab", "no token occurs at least min_freq=50 times", "reviews.csv", "lower min_freq to"]),
     ("an on_bad_row that is neither error nor skip", lambda p: _write(p, "reviews.csv", GOOD + EMPTY),
      'on_bad_row = "ignore"', "", ["on_bad_row must be 'error' or 'skip', not 'ignore'"]),
+    ("an empty label", _empty_label, "", "", ["reviews.csv line 9: the label is empty", 'on_bad_row = "skip"']),
+    ("an empty .txt file", _folder_with_an_empty_file, "", "", ["reviews file neg/3.txt: the text is empty"]),
 ]
+# the row of docs/text.md's "Bad input" table that shows each case's line
+DOCUMENTED = {
+    "empty text": "an empty text",
+    "non-UTF-8 bytes": "bytes that are not valid in the encoding",
+    "a CSV with ragged rows": "a row with the wrong number of fields",
+    "an empty label": "an empty label",
+    "a line that is not JSON": "a JSON Lines line that is not JSON",
+    "a label column that does not exist": "a column that does not exist",
+    "an empty .txt file": "an empty or undecodable `.txt` file (`text.folder`, `text.imdb`)",
+    "a vocabulary with nothing above min_freq": "a vocabulary with nothing at `min_freq`",
+}
+DOC = Path(__file__).resolve().parents[3] / "docs" / "text.md"
+
+
+def _documented_lines() -> dict[str, str]:
+    """{input: the line shown} from the table under "## Bad input" in docs/text.md."""
+    section = DOC.read_text(encoding="utf-8").split("## Bad input", 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"^\| (.+?) \| `(.+)` \|$", section, re.M))
+
+
+def _shows(documented: str, line: str) -> bool:
+    """Whether a line is what the docs show: the same text, where "..." stands for any text."""
+    parts = re.split(r" ?\.\.\. ?", documented)
+    return re.fullmatch(".*".join(map(re.escape, parts)), line) is not None
+
+
+def test_the_docs_show_a_line_for_each_of_these_cases():
+    assert set(_documented_lines()) == set(DOCUMENTED.values())
 
 
 def _runs(workspace: Path) -> list[Path]:
@@ -87,9 +136,10 @@ def _runs(workspace: Path) -> list[Path]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clear_line_exit_code_2_and_no_run(case, tmp_path, cli, workspace):
-    _, make, dataset, vocab, words = case
-    data_file = make(tmp_path)
-    use = "text.jsonl" if data_file.suffix == ".jsonl" else "text.csv"
+    name, make, dataset, vocab, words = case
+    (workspace / "data").mkdir()
+    data_file = make(workspace / "data")
+    use = "text.folder" if data_file.is_dir() else "text.jsonl" if data_file.suffix == ".jsonl" else "text.csv"
     proc = cli("run", _workflow(tmp_path, data_file, use, dataset, vocab))
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output
@@ -99,6 +149,9 @@ def test_bad_input_is_one_clear_line_exit_code_2_and_no_run(case, tmp_path, cli,
     assert str(tmp_path) in lines[0] or "on_bad_row must be" in lines[0]  # the file, with its folder
     for word in words:
         assert word in lines[0], f"{word!r} missing from: {lines[0]}"
+    if name in DOCUMENTED:  # the docs show this line, with the file where they put it: data/ in the workspace
+        shown = _documented_lines()[DOCUMENTED[name]]
+        assert _shows(shown, lines[0].replace(str(workspace) + os.sep, "")), (shown, lines[0])
     assert _runs(workspace) == []  # nothing half-written in the run store
 
 

@@ -21,6 +21,8 @@ TOO_SMALL_AT_32 = {"alexnet": 63, "inception_v3": 75, "maxvit_t": 224, "vit_h_14
 #: built and run once in the suite, by `kernel check-plugin vision` (test_conformance.py): its 637M
 #: parameters take ~25 s to initialise on a 2-core CI machine, most of it the first touch of 2.5 GB
 BUILT_BY_THE_CONFORMANCE_TEST = {"regnet_y_128gf"}
+#: (index in the plan's models, name)
+BUILT_HERE = [(i, n) for i, n in enumerate(CLASSIFICATION) if n not in BUILT_BY_THE_CONFORMANCE_TEST]
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +40,7 @@ def test_torchvision_has_many_classification_models():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("index,name", [(i, n) for i, n in enumerate(CLASSIFICATION)
-                                        if n not in BUILT_BY_THE_CONFORMANCE_TEST],
-                         ids=[n for n in CLASSIFICATION if n not in BUILT_BY_THE_CONFORMANCE_TEST])
+@pytest.mark.parametrize("index,name", BUILT_HERE, ids=[name for _, name in BUILT_HERE])
 def test_model_builds_and_takes_a_batch_or_says_why(plan, index, name):
     inputs, _ = plan.data.batch("train", 2)
     try:
