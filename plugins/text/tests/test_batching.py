@@ -142,6 +142,6 @@ def test_a_bucketed_workflow_trains_through_the_kernel(tmp_path, monkeypatch):
     (run,) = results.runs
     assert run.info["status"] == "completed" and run.info["epochs_done"] == 2
     # 160 training texts in batches of 16, then the 40 validation texts, in each epoch (what follows
-    # the training, a sample batch of the split, is not the trainer's)
+    # the training is the runner's confusion matrix of the best model, in one batch of 256)
     assert passes[:4] == [(True, 10), (False, 3)] * 2, passes
     assert kernel.load(run.id).predict(["the great film"]) is not None
