@@ -1,0 +1,115 @@
+"""One writer per run: an OS file lock on ``<run>/.lock``, held by the process that trains the run.
+
+The operating system releases the lock when that process dies, however it dies, so a lock never
+outlives its holder and no stale-lock clean-up is needed. The lock also tells who trains a run:
+:func:`holder` reads the holding process from the kernel's own lock table (``/proc/locks`` on
+Linux), not from a file anyone could write, so the dashboard signals only a process that really
+holds the run's lock.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import KernelError
+
+LOCK_NAME = ".lock"
+
+
+class RunLocked(KernelError):
+    """Another process trains this run."""
+
+
+class RunLock:
+    """``with RunLock(run_dir): ...`` holds the run's lock; a second holder gets :class:`RunLocked`."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / LOCK_NAME
+        self._fd = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = holder(self.path.parent)
+            who = f"process {pid}" if pid else "another process"
+            raise RunLocked(f"run {self.path.parent.name} is being trained by {who}; "
+                            "wait for it to end, or stop it (Ctrl-C there, or the dashboard's stop button)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for people reading the folder; holder() does not trust it
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def is_locked(run_dir) -> bool:
+    """Whether some process holds the run's lock now."""
+    import fcntl
+
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the shared lock taken when the run was free
+    return False
+
+
+def holder(run_dir) -> int | None:
+    """The PID of the process holding the run's lock, or None when no process holds it.
+
+    On Linux the PID comes from ``/proc/locks`` (matched by the lock file's device and inode),
+    which only the OS writes. Elsewhere it is the PID the holder wrote into the file, and only
+    while the file is really locked.
+    """
+    path = Path(run_dir) / LOCK_NAME
+    if not is_locked(run_dir):
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        table = None
+    if table is not None:
+        for line in table.splitlines():
+            fields = line.split()
+            # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (blocked waiters have a "->" field)
+            if len(fields) < 6 or fields[1] == "->" or fields[1] != "FLOCK":
+                continue
+            try:
+                major, minor, inode = fields[5].split(":")
+                if int(inode) == st.st_ino and (int(major, 16), int(minor, 16)) == (os.major(st.st_dev), os.minor(st.st_dev)):
+                    return int(fields[4])
+            except ValueError:
+                continue
+        return None
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
