@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pluggy
 
-from .component import KINDS, Artifact, Component, Report
-from .errors import KernelError
+from .component import KINDS, Artifact, Component, Media, Report
+from .errors import KernelError, did_you_mean
+from .figures import figure_to_image, pyplot
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,12 @@ _LAZY = {
     "RunStore": "kernel.store",
     "Results": "kernel.runner",
     "load": "kernel.loading",
+    "prepare": "kernel.build",
+    "resolve_target": "kernel.catalog",
+    "run_analyzers": "kernel.artifacts",
+    "render_sample": "kernel.artifacts",
+    "write_samples": "kernel.artifacts",
+    "forward": "kernel.data",
 }
 
 
@@ -49,4 +56,7 @@ def __getattr__(name: str):
     return value
 
 
-__all__ = ["KINDS", "Artifact", "Component", "Report", "KernelError", "hookimpl", "get_catalog", "create", *_LAZY]
+#: the public API: plugins import these names from ``kernel`` and nothing from its modules
+#: (docs/plugin-guide.md documents each; tests/test_public_api.py holds both to it)
+__all__ = ["KINDS", "Artifact", "Component", "Media", "Report", "KernelError", "did_you_mean", "figure_to_image",
+           "pyplot", "hookimpl", "get_catalog", "create", *_LAZY]

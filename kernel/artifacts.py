@@ -17,12 +17,22 @@ def workspace() -> Path:
     return Path(os.environ.get("KERNEL_HOME") or os.getcwd())
 
 
+def data_facts(plan) -> dict:
+    """The data facts renderers and analyzers see: the plan's, over those the dataset itself offers
+    with ``facts()`` (an audio dataset's ``sample_rate``: axes in seconds, sounds at their rate)."""
+    from .data import root
+
+    own = getattr(root(plan.data.raw["train"]), "facts", None)
+    return {**((own() or {}) if callable(own) else {}), **plan.data.facts}
+
+
 def run_analyzers(plan) -> list:
     """Stream every split through the workflow's analyzers; returns ``[(name, Report)]``."""
     data = plan.data
     analyzers = plan.analyzers()
     info = {"splits": {k: len(v) for k, v in data.splits.items()}, "classes": data.classes,
-            "facts": data.facts, "tags": tuple(plan.dataset_tags)}
+            "facts": data_facts(plan), "tags": tuple(plan.dataset_tags),
+            "transforms": [t.use for t in plan.workflow.dataset.transforms]}
     for _, a in analyzers:
         a.start(info)
     for split in data.splits:
@@ -81,10 +91,15 @@ def label_text(value, classes) -> str:
 
 
 def render_sample(plan, index: int, split: str = "valid", model=None) -> dict:
-    """Render one sample's input, target and (with a model) prediction; returns role -> (renderer, image)."""
+    """Render one sample's input, target and (with a model) prediction.
+
+    Returns role -> ``(renderer name, kernel.Media, value)``; ``media.save(path)`` writes the file
+    with the media's own suffix (a picture .png, a sound .wav, a page .html) and returns its path.
+    """
     import torch
 
     from .data import forward
+    from .rendering import as_media
 
     ds = plan.data.splits[split]
     x, y = ds[index]
@@ -96,32 +111,69 @@ def render_sample(plan, index: int, split: str = "valid", model=None) -> dict:
         with torch.no_grad():
             prediction = forward(model, batch_inputs)
         out["prediction"] = prediction[0] if isinstance(prediction, torch.Tensor) else prediction
-    context = {**out, "facts": plan.data.facts, "classes": plan.data.classes,
+    context = {**out, "facts": data_facts(plan), "classes": plan.data.classes,
                "normalize": plan.data.facts.get("normalize")}
-    images = {}
+    rendered = {}
     for role, value in out.items():
         if not isinstance(value, torch.Tensor) and not isinstance(value, (int, float)):
             continue
         name, renderer = plan.renderer_for(meta_for(value, role, plan))
-        images[role] = (name, renderer.render(torch.as_tensor(value), context), value)
-    return images
+        media = as_media(renderer.render(torch.as_tensor(value), context), f"renderer {name}")
+        rendered[role] = (name, media, value)
+    return rendered
 
 
-def write_samples(plan, folder, model=None, count: int = 8, split: str | None = None) -> list:
-    """Render the first ``count`` samples of a split to PNGs with a ``samples.json`` index."""
+#: how many samples are scanned for their labels to spread the rendered ones over the classes
+SCAN = 2000
+#: the most samples rendered by default: one per class, but never fewer than 8 nor more than this
+MAX_SAMPLES = 32
+
+
+def sample_indices(plan, split: str, count: int | None = None) -> list[int]:
+    """Which samples of a split to render: across the classes when the targets are classes.
+
+    Round robin over the classes in index order (the first sample of each class, then the second
+    of each, ...), so every class is seen when ``count`` allows; the first ``count`` samples when
+    the targets are not single classes. ``count`` defaults to one per class, between 8 and 32.
+    """
+    from .data import Subset, split_targets
+
+    raw = plan.data.raw[split]
+    size = len(raw)
+    scanned = min(size, SCAN)
+    labels = split_targets(Subset(raw, list(range(scanned)))) if scanned else None
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels or []):
+        by_class.setdefault(label, []).append(i)
+    if count is None:
+        count = min(MAX_SAMPLES, max(8, len(by_class)))
+    count = min(count, size)
+    if len(by_class) < 2:
+        return list(range(count))
+    picked, round_ = [], 0
+    while len(picked) < count:
+        row = [members[round_] for _, members in sorted(by_class.items()) if round_ < len(members)]
+        if not row:
+            break
+        picked.extend(row[:count - len(picked)])
+        round_ += 1
+    return picked
+
+
+def write_samples(plan, folder, model=None, count: int | None = None, split: str | None = None) -> list:
+    """Render samples of a split (chosen across classes, see :func:`sample_indices`), one file per
+    role, with a ``samples.json`` index naming each file (``entry[role] = "3_input.wav"``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     split = split or ("valid" if "valid" in plan.data.splits else "train")
     classes = plan.data.classes
     entries = []
-    for i in range(min(count, len(plan.data.splits[split]))):
-        images = render_sample(plan, i, split, model)
+    for i in sample_indices(plan, split, count):
+        rendered = render_sample(plan, i, split, model)
         entry = {"index": i, "split": split, "input": None, "target": None, "prediction": None,
                  "renderers": {}}
-        for role, (name, image, value) in images.items():
-            file = f"{i}_{role}.png"
-            image.save(folder / file)
-            entry[role] = file
+        for role, (name, media, value) in rendered.items():
+            entry[role] = media.save(folder / f"{i}_{role}").name
             entry["renderers"][role] = name
             if role != "input":
                 entry[f"{role}_text"] = label_text(value, classes)

@@ -152,23 +152,14 @@ class Plan:
         return self.build(t, "trainer", "trainer")
 
     def renderer_for(self, meta: dict):
-        """The name and object of the renderer with the highest score for a tensor (or the override)."""
+        """The name and object of the renderer for a tensor: the user's override, else the best
+        scored (kernel.rendering documents the rule)."""
         override = self.workflow.renderers.get(meta["role"])
         if override:
             return override, self.build(override, "renderer")
-        best, best_score = None, 0.0
-        for comp in self.catalog.list("renderer"):
-            try:
-                r = self.catalog.target(comp)()
-                s = float(r.score(meta))
-            except Exception as exc:
-                self.notes.append(f"renderer {comp.name} failed to score: {exc}")
-                continue
-            if s > best_score:
-                best, best_score = (comp.name, r), s
-        if best is None:
-            raise KernelError(f"no renderer can draw a {meta['role']} of shape {meta['shape']}")
-        return best
+        from .rendering import choose_renderer
+
+        return choose_renderer(self.catalog, meta, self.notes)
 
     def analyzers(self) -> list:
         specs = self.workflow.analyzers

@@ -1,10 +1,12 @@
-"""What plugins hand to the kernel: descriptions of components, and the reports analyzers return.
+"""What plugins hand to the kernel: descriptions of components, the reports analyzers return, and
+the media renderers return.
 
 Both are plain data; nothing here imports torch, so listing the catalog stays cheap.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
 #: The kinds of component, each filled by the hook ``kernel_<kind>s``.
@@ -66,3 +68,39 @@ class Artifact:
     path: str
     format: str
     metadata: dict = field(default_factory=dict)
+
+
+#: the file suffixes a report shows, by kind of media (the first of each is the usual one)
+MEDIA_SUFFIXES = {"image": (".png", ".jpg", ".jpeg"), "audio": (".wav", ".ogg", ".flac", ".mp3"),
+                  "html": (".html",)}
+
+
+@dataclass(frozen=True)
+class Media:
+    """A rendered sample as the bytes of a file: ``kind`` is "image", "audio" or "html", ``suffix``
+    says the format (``.png``, ``.wav``, ``.html``; see ``MEDIA_SUFFIXES``).
+
+    A renderer returns one of these (or a PIL image, or HTML text, which the kernel wraps); the
+    report shows it by its suffix: a picture, a player, a frame.
+    """
+
+    kind: str
+    data: bytes
+    suffix: str
+
+    def __post_init__(self):
+        if self.suffix not in MEDIA_SUFFIXES.get(self.kind, ()):
+            raise ValueError(f"Media of kind {self.kind!r} with suffix {self.suffix!r}: use one of "
+                             + ", ".join(f"{k} {'/'.join(v)}" for k, v in MEDIA_SUFFIXES.items()))
+        if not isinstance(self.data, (bytes, bytearray)):
+            raise TypeError(f"Media data must be bytes, not {type(self.data).__name__}")
+
+    def save(self, path) -> Path:
+        """Write the file at ``path`` with this media's suffix (replacing a media suffix already
+        there, ``0_input.png`` -> ``0_input.wav``); returns the path written."""
+        path = Path(path)
+        known = {s for suffixes in MEDIA_SUFFIXES.values() for s in suffixes}
+        path = path.with_suffix(self.suffix) if path.suffix.lower() in known else \
+            path.with_name(path.name + self.suffix)
+        path.write_bytes(bytes(self.data))
+        return path

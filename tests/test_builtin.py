@@ -188,3 +188,35 @@ def test_value_stats_leave_out_index_inputs():
     stats.start({})
     stats.update({"split": "train", "inputs": [torch.tensor([[0, 255]], dtype=torch.uint8)], "targets": [0]})
     assert stats.finish().suggestions["normalize"]["mean"] == [127.5]  # uint8 pixels are still measured
+
+
+def test_samples_are_chosen_across_the_classes(tmp_path):
+    """One sample per class, in class order, before a second of any class (not the first 8 samples)."""
+    plan = plan_for(num_samples=120, shape=[4], num_classes=12, split={"valid": 0.5})
+    entries = kernel.write_samples(plan, tmp_path)
+    labels = [int(plan.data.splits["valid"][e["index"]][1]) for e in entries]
+    assert labels == list(range(12))  # every class once: 12 samples, not the default 8
+    assert all((tmp_path / e["input"]).is_file() and e["input"].endswith(".png") for e in entries)
+    few = kernel.write_samples(plan, tmp_path / "few", count=14)
+    assert [int(plan.data.splits["valid"][e["index"]][1]) for e in few][:12] == list(range(12))
+    regression = plan_for(num_samples=20, task="regression", split={"valid": 0.5})
+    assert [e["index"] for e in kernel.write_samples(regression, tmp_path / "r", count=3)] == [0, 1, 2]
+
+
+def test_what_a_renderer_returns_is_saved_with_its_own_suffix(tmp_path):
+    from PIL import Image
+
+    from kernel.rendering import as_media
+
+    picture = as_media(Image.new("RGB", (4, 4)))
+    assert (picture.kind, picture.suffix) == ("image", ".png")
+    assert picture.save(tmp_path / "0_input.png") == tmp_path / "0_input.png"
+    assert Image.open(tmp_path / "0_input.png").size == (4, 4)
+    page = as_media("<b>hi</b>")
+    assert page.save(tmp_path / "0_target") == tmp_path / "0_target.html"
+    sound = kernel.Media("audio", b"RIFF....WAVE", ".wav")
+    assert sound.save(tmp_path / "0_input.png") == tmp_path / "0_input.wav"  # `kernel render` names a .png
+    with pytest.raises(ValueError, match="suffix"):
+        kernel.Media("audio", b"", ".png")
+    with pytest.raises(KernelError, match="returned a int"):
+        as_media(3)

@@ -59,9 +59,9 @@ class ClassBalance:
     def _figure(self, table, splits):
         if not table:
             return None
-        from .renderers import _figure_to_image, _pyplot
+        from ..figures import figure_to_image, pyplot
 
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(max(3, 0.4 * len(table) + 1), 2.6))
         width = 0.8 / max(1, len(splits))
         for i, split in enumerate(splits):
@@ -70,7 +70,7 @@ class ClassBalance:
                       rotation=45 if len(table) > 6 else 0, fontsize=7)
         ax.legend(fontsize=7)
         ax.set_title("samples per class")
-        return _figure_to_image(fig)
+        return figure_to_image(fig)
 
 
 def _runs_score(labels: list[int]) -> float:

@@ -2,27 +2,7 @@
 from __future__ import annotations
 
 
-def _figure_to_image(fig):
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..figures import figure_to_image, pyplot
 
 
 class Labels:
@@ -49,7 +29,7 @@ class Labels:
         import torch
 
         classes = context.get("classes")
-        plt = _pyplot()
+        plt = pyplot()
         t = torch.as_tensor(tensor).detach().cpu()
         if t.ndim == 0:
             index = int(t)
@@ -57,7 +37,7 @@ class Labels:
             fig, ax = plt.subplots(figsize=(2.5, 0.9))
             ax.axis("off")
             ax.text(0.5, 0.5, name, ha="center", va="center", fontsize=14)
-            return _figure_to_image(fig)
+            return figure_to_image(fig)
         probs = t.float()
         if probs.min() < 0 or abs(float(probs.sum()) - 1) > 1e-3:
             probs = probs.softmax(0)
@@ -69,7 +49,7 @@ class Labels:
         ax.set_yticks(range(k)[::-1], names)
         ax.set_xlim(0, 1)
         ax.set_xlabel("probability")
-        return _figure_to_image(fig)
+        return figure_to_image(fig)
 
 
 class Values:
@@ -81,7 +61,7 @@ class Values:
     def render(self, tensor, context):
         import torch
 
-        plt = _pyplot()
+        plt = pyplot()
         t = torch.as_tensor(tensor).detach().cpu()
         if t.is_complex():
             t = t.abs()
@@ -98,4 +78,4 @@ class Values:
         else:
             ax.hist(t.flatten().numpy(), bins=40)
             ax.set_title(f"values of a {tuple(t.shape)} tensor", fontsize=8)
-        return _figure_to_image(fig)
+        return figure_to_image(fig)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from kernel import Report
+from kernel import Report, figure_to_image, pyplot
 
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped (full scale is 1.0)
 SILENCE_LEVEL = 1e-3  # |x| below this (-60 dBFS) counts as silent
@@ -123,15 +123,7 @@ class Loudness(_PerSplit):
     def _figure(self):
         if not any(s.get("levels") for s in self.splits.values()):
             return None
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import io
-
-        import matplotlib.pyplot as plt
-        from PIL import Image
-
-        fig, ax = plt.subplots(figsize=(5, 3))
+        fig, ax = pyplot().subplots(figsize=(5, 3))
         for name, s in self.splits.items():
             if s.get("levels"):
                 ax.hist(s["levels"], bins=30, alpha=0.6, label=name)
@@ -139,8 +131,4 @@ class Loudness(_PerSplit):
         ax.set_ylabel("clips")
         ax.legend()
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        buf.seek(0)
-        return Image.open(buf).convert("RGB")
+        return figure_to_image(fig, dpi=90)

@@ -77,7 +77,9 @@ def kernel_models():
 def kernel_renderers():
     r = P + "renderers:"
     return [
-        Component("audio.waveform", r + "WaveformRenderer", "Waveform plot, time in seconds; playable as WAV",
+        Component("audio.sound", r + "SoundRenderer", "The sample as a WAV file: a player in the report",
+                  tags=("audio",), example={"_dataset": DIGITS}),
+        Component("audio.waveform", r + "WaveformRenderer", "Waveform plot, time in seconds",
                   tags=("audio",), example={"_dataset": DIGITS}),
         Component("audio.spectrogram", r + "SpectrogramRenderer",
                   "Spectrogram in dB, axes in seconds and Hz (power, mel or complex STFT)",

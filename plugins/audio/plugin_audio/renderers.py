@@ -1,13 +1,13 @@
-"""Pictures (and sound) of audio samples: a waveform plot, a spectrogram image in dB.
+"""Audio samples heard and seen: the sound itself (a WAV, a player in the report), a waveform plot,
+a spectrogram image in dB.
 
 Axes are in seconds and Hz when the sample rate is known (``context["facts"]["sample_rate"]``),
 else in samples, frames and bins. ``figure(tensor, context)`` gives the matplotlib figure that
-``render`` turns into an image (tests read its axes). Each renderer also has ``audio(tensor, context) -> bytes | None``:
-the sample as a WAV file, for an ``<audio>`` element in an HTML report (None for a spectrogram).
+``render`` turns into an image (tests read its axes).
 """
 from __future__ import annotations
 
-import io
+from kernel import Media, figure_to_image, pyplot
 
 from .io import wav_bytes
 
@@ -23,34 +23,25 @@ def _rate(context):
 
 
 def _to_image(fig):
-    from PIL import Image
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
+    return figure_to_image(fig, dpi=100)
 
 
 def _figure(rows: int = 1):
-    import matplotlib
+    return pyplot().subplots(rows, 1, figsize=(6, 1.6 + 1.4 * rows), squeeze=False)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt.subplots(rows, 1, figsize=(6, 1.6 + 1.4 * rows), squeeze=False)
+def _is_waveform(meta) -> bool:
+    """An input of (channels, frames): a few channels, enough frames to be a sound."""
+    shape = tuple(meta.get("shape") or ())
+    return meta.get("role") == "input" and _floatlike(meta) and len(shape) == 2 and shape[0] <= 8 \
+        and shape[1] >= 64
 
 
 class WaveformRenderer:
     """A waveform: one line per channel, time in seconds."""
 
     def score(self, meta) -> float:
-        shape = tuple(meta.get("shape") or ())
-        if meta.get("role") != "input" or not _floatlike(meta) or len(shape) != 2:
-            return 0.0
-        channels, frames = shape
-        if channels > 8 or frames < 64:
+        if not _is_waveform(meta):
             return 0.0
         return 0.9 if "audio" in (meta.get("tags") or ()) else 0.3
 
@@ -74,9 +65,20 @@ class WaveformRenderer:
         fig.tight_layout()
         return fig
 
-    def audio(self, tensor, context):
+
+class SoundRenderer:
+    """The waveform itself as a 16-bit WAV file, so the report plays it; without a known sample
+    rate (nothing to play it at) the waveform plot instead."""
+
+    def score(self, meta) -> float:
+        # above the waveform plot: an audio sample is first of all something to listen to
+        return 0.95 if _is_waveform(meta) and "audio" in (meta.get("tags") or ()) else 0.0
+
+    def render(self, tensor, context):
         rate = _rate(context)
-        return wav_bytes(tensor, rate) if rate else None
+        if not rate:
+            return WaveformRenderer().render(tensor, context)
+        return Media("audio", wav_bytes(tensor, rate), ".wav")
 
 
 class SpectrogramRenderer:
@@ -139,12 +141,6 @@ class SpectrogramRenderer:
         axes[0, 0].set_title(_title(context, rate))
         fig.tight_layout()
         return fig
-
-    def audio(self, tensor, context):
-        rate = _rate(context)
-        if rate and tensor.ndim == 2 and not tensor.is_complex():
-            return wav_bytes(tensor, rate)
-        return None  # a spectrogram has lost its phase: nothing to play
 
 
 def _stft(waveform):

@@ -1,5 +1,5 @@
-"""Renderers: a waveform plot and a spectrogram in dB with axes in seconds and Hz, written as PNGs;
-the sample as WAV bytes for the report's <audio> element."""
+"""Renderers: the sample as a WAV (a player in the report), a waveform plot and a spectrogram in dB
+with axes in seconds and Hz, written as PNGs."""
 import io
 
 import numpy as np
@@ -10,7 +10,7 @@ from PIL import Image
 
 import kernel
 import layouts
-from plugin_audio.renderers import SpectrogramRenderer, WaveformRenderer
+from plugin_audio.renderers import SoundRenderer, SpectrogramRenderer, WaveformRenderer
 
 RATE = 8000
 
@@ -123,34 +123,42 @@ def test_a_waveform_can_also_be_drawn_as_a_spectrogram():
 
 def test_images_and_labels_are_not_taken_for_sound():
     image, label = torch.rand(3, 32, 32), torch.tensor(3)
-    for r in (WaveformRenderer(), SpectrogramRenderer()):
+    for r in (SoundRenderer(), WaveformRenderer(), SpectrogramRenderer()):
         assert r.score(meta(image, tags=("vision",))) == 0
         assert r.score(meta(label)) == 0
         assert r.score(meta(chirp(), role="target")) == 0
 
 
-def test_the_sample_plays_as_a_wav_with_its_sample_rate():
+def test_the_sample_plays_as_a_wav_with_its_sample_rate(tmp_path):
     wave = chirp(0.25)
-    data, rate = sf.read(io.BytesIO(WaveformRenderer().audio(wave, context())), always_2d=True)
+    media = SoundRenderer().render(wave, context())
+    assert (media.kind, media.suffix) == ("audio", ".wav")
+    data, rate = sf.read(io.BytesIO(media.data), always_2d=True)
     assert rate == RATE and data.shape == (2000, 1) and np.allclose(data[:, 0], wave[0].numpy(), atol=1e-3)
-    assert SpectrogramRenderer().audio(kernel.create("audio.Spectrogram")(wave), context()) is None
-    assert WaveformRenderer().audio(wave, {"facts": {}}) is None  # no rate, no sound
+    assert media.save(tmp_path / "0_input.png") == tmp_path / "0_input.wav"  # the suffix is the media's
+    saved_png(SoundRenderer().render(wave, {"facts": {}}), tmp_path / "wave.png")  # no rate: the plot
+
+
+def test_sound_comes_first_for_audio_inputs_only():
+    assert SoundRenderer().score(meta(chirp())) > WaveformRenderer().score(meta(chirp())) > 0
+    assert SoundRenderer().score(meta(chirp(), tags=())) == 0  # without the audio tag: not known to be sound
+    assert SoundRenderer().score(meta(chirp(), role="target")) == 0
 
 
 def test_the_kernel_picks_these_renderers_for_audio_data(tmp_path):
-    from kernel.artifacts import write_samples
-    from kernel.build import prepare
-    from kernel.workflow import Workflow
-
     root = layouts.folder(tmp_path / "tones", seconds=0.5)
-    for transforms, expected in (([], "audio.waveform"),
-                                 ([{"use": "audio.MelSpectrogram", "sample_rate": RATE, "n_mels": 32}],
-                                  "audio.spectrogram")):
-        plan = prepare(Workflow(name="r", dataset={"use": "audio.folder", "params": {"root": str(root)},
-                                                   "transforms": transforms},
-                                models=[{"use": "audio.spectrogram_cnn"}]))
-        entries = write_samples(plan, tmp_path / expected, count=2)
+    for transforms, expected, suffix in (([], "audio.sound", ".wav"),
+                                         ([{"use": "audio.MelSpectrogram", "sample_rate": RATE, "n_mels": 32}],
+                                          "audio.spectrogram", ".png")):
+        plan = kernel.prepare(kernel.Workflow(name="r", dataset={"use": "audio.folder", "params": {"root": str(root)},
+                                                                 "transforms": transforms},
+                                              models=[{"use": "audio.spectrogram_cnn"}]))
+        entries = kernel.write_samples(plan, tmp_path / expected, count=2)
         assert [e["renderers"]["input"] for e in entries] == [expected, expected]
-        saved_png(Image.open(tmp_path / expected / entries[0]["input"]), tmp_path / "copy.png")
+        assert all(e["input"].endswith(suffix) for e in entries)
+        if suffix == ".wav":
+            assert sf.read(tmp_path / expected / entries[0]["input"])[1] == plan.data.train.sample_rate
+        else:
+            saved_png(Image.open(tmp_path / expected / entries[0]["input"]), tmp_path / "copy.png")
         if transforms:
             assert plan.data.facts["spectrogram"]["n_mels"] == 32  # the transform's facts reach renderers

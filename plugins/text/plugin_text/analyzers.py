@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from kernel import Report
+from kernel import Report, figure_to_image, pyplot
 
 COVER = 0.95  # the share of samples a suggested max_length keeps whole
 
@@ -63,14 +63,7 @@ class LengthDistribution:
         return report
 
     def figure(self):
-        import io
-
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from PIL import Image
-
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(5, 3))
         for split, counts in self.splits.items():
             lengths = sorted(counts)
@@ -79,11 +72,7 @@ class LengthDistribution:
         ax.set_xlabel("tokens per sample")
         ax.set_ylabel("samples")
         ax.legend()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        buf.seek(0)
-        return Image.open(buf).convert("RGB")
+        return figure_to_image(fig)
 
 
 class VocabularyCoverage:

@@ -7,6 +7,8 @@ import json
 import torch
 from PIL import Image
 
+import kernel
+
 from plugin_text.renderers import COLOURS
 from plugin_text.vocab import UNK
 from textfiles import prepared, rows, write_csv
@@ -27,15 +29,14 @@ def _plan(tmp_path):
 
 
 def test_the_kernel_writes_token_pictures_with_unknown_tokens_marked(tmp_path):
-    from kernel.artifacts import write_samples
-
     plan = _plan(tmp_path)
     known, unknown = plan.data.splits["valid"][0][0], plan.data.splits["valid"][1][0]
     assert UNK not in known.tolist() and UNK in unknown.tolist()
-    entries = write_samples(plan, tmp_path / "samples", count=2)
+    entries = kernel.write_samples(plan, tmp_path / "samples", count=2)
     assert [e["renderers"]["input"] for e in entries] == ["text.tokens", "text.tokens"]
-    assert entries[0]["target_text"] == "pos" and entries[1]["target_text"] == "neg"
-    saved = json.loads((tmp_path / "samples" / "samples.json").read_text())
+    # one sample per class, in class order (neg is class 0): the valid split's second row comes first
+    assert [(e["index"], e["target_text"]) for e in entries] == [(1, "neg"), (0, "pos")]
+    saved = sorted(json.loads((tmp_path / "samples" / "samples.json").read_text()), key=lambda e: e["index"])
     pictures = [Image.open(tmp_path / "samples" / e["input"]) for e in saved]
     assert all(p.format == "PNG" and p.width == 640 for p in pictures)
     assert not _has_colour(pictures[0], UNKNOWN_FILL)  # every token known: nothing in the unknown colour

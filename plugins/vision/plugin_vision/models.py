@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kernel import KernelError
+from kernel import KernelError, did_you_mean
 
 from . import names
 from .fitting import adapt_first_conv, check_input, replace_class_convs, replace_head
@@ -334,8 +334,6 @@ def _factory(name: str):
     def build(**params):
         unknown = [k for k in params if k not in sig.parameters]
         if unknown:
-            from kernel.errors import did_you_mean
-
             raise KernelError(f"vision.{name}: unknown parameter {unknown[0]!r}"
                               f"{did_you_mean(unknown[0], sig.parameters)}; it takes: {', '.join(sig.parameters)}")
         defaults = {k: p.default for k, p in sig.parameters.items()}

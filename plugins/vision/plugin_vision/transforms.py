@@ -12,12 +12,11 @@ class label the target passes through untouched.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 
 import torch
 
-from kernel import KernelError
+from kernel import KernelError, did_you_mean, resolve_target
 
 from . import names
 from .images import as_float, is_pil, to_image, to_uint8
@@ -96,7 +95,7 @@ def _convert(key: str, value):
     if key == "transforms" and isinstance(value, (list, tuple)):
         return [_nested(v, i) for i, v in enumerate(value)]
     if key == "lambd" and isinstance(value, str):
-        return _import(value)
+        return resolve_target(value, "lambd")
     if key in ("transformation_matrix", "mean_vector") and not isinstance(value, torch.Tensor):
         return torch.as_tensor(value, dtype=torch.float32)
     return value
@@ -122,20 +121,6 @@ def _nested(spec, index: int):
     params = {k: v for k, v in spec.items() if k not in ("use", "params")} | dict(spec.get("params") or {})
     built = kernel.create(spec["use"], **params)
     return built.transform if isinstance(built, VisionTransform) else built
-
-
-def _import(path: str):
-    if ":" in path:
-        module, attr = path.split(":", 1)
-    else:
-        module, _, attr = path.rpartition(".")
-    try:
-        obj = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise KernelError(f"lambd: cannot import {path!r}: {exc}") from None
-    return obj
 
 
 def transform_signature(name: str) -> inspect.Signature:
@@ -167,8 +152,6 @@ def _factory(name: str):
                               f"transforms work on one sample at a time; it is not available as a dataset transform")
         unknown = [k for k in params if k not in sig.parameters]
         if unknown and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-            from kernel.errors import did_you_mean
-
             raise KernelError(f"vision.{name}: unknown parameter {unknown[0]!r}"
                               f"{did_you_mean(unknown[0], sig.parameters)}; it takes: {', '.join(sig.parameters)}")
         try:
@@ -226,7 +209,9 @@ class Normalize:
         for start in range(0, len(indices), 256):
             items = [dataset[i] for i in indices[start:start + 256]]
             stats.update({"split": "train", "inputs": [x for x, _ in items], "targets": [y for _, y in items]})
-        mean, std = stats.stats()
+        # the analyzer's own report, as any analyzer is read: a table of channel, mean, std
+        rows = stats.finish().table or []
+        mean, std = [row["mean"] for row in rows], [row["std"] for row in rows]
         if not mean:
             raise KernelError("vision.Normalize: the training split has no numeric images to fit mean and std on")
         if self.auto[0]:
