@@ -39,6 +39,20 @@ class Prune:
     def on_epoch_end(self, run, state):
         if state.epoch == 2:
             run.request_stop("pruned at epoch 2")
+
+class ChangesProcessSettings:
+    """A callback that changes process-wide settings a fit must put back (the thread count, grad mode)."""
+    def on_epoch_end(self, run, state):
+        torch.set_num_threads(1)
+    def on_fit_end(self, run, state):
+        torch.set_grad_enabled(False)
+
+from kernel.training.supervised import Supervised
+
+class ReturnsNothing(Supervised):
+    """A trainer whose step returns no loss."""
+    def train_step(self, batch, state):
+        return None
 '''
 
 
@@ -50,8 +64,10 @@ def helpers(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(folder))
 
 
-def workflow(models=("kernel.mlp",), dataset=None, callbacks=(), **trainer) -> Workflow:
+def workflow(models=("kernel.mlp",), dataset=None, callbacks=(), trainer_use=None, **trainer) -> Workflow:
     trainer = {"epochs": 2, "batch_size": 32, "tensorboard": False, **trainer}
+    if trainer_use:
+        trainer["use"] = trainer_use
     dataset = dataset or {"use": "kernel.synthetic", "num_samples": 200, "shape": [8], "noise": 2.0}
     return Workflow(name="train", seed=1, dataset=dataset, models=[{"use": m} for m in models],
                     trainer=trainer, callbacks=list(callbacks))
@@ -134,6 +150,70 @@ def test_loop_settings_bf16_accumulate_clip_and_schedulers(workspace):
                                             "factor": 0.5}, optimizer={"use": "torch.optim.SGD", "lr": 0.0})
     run = run_workflow(plateau, quiet=True)[0]
     assert run.status == "completed"
+
+
+# -- the loop: process-wide settings, the replaceable step -------------------------------------
+def _process_settings():
+    return {"matmul_tf32": torch.backends.cuda.matmul.allow_tf32, "cudnn_tf32": torch.backends.cudnn.allow_tf32,
+            "matmul_precision": torch.get_float32_matmul_precision(),
+            "deterministic": torch.are_deterministic_algorithms_enabled(), "threads": torch.get_num_threads(),
+            "grad": torch.is_grad_enabled(), "cublas": __import__("os").environ.get("CUBLAS_WORKSPACE_CONFIG")}
+
+
+def test_process_wide_settings_are_put_back_after_the_fit_even_when_it_fails(workspace, helpers, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = _process_settings()
+    assert before["matmul_tf32"] is False and before["deterministic"] is False  # else the test proves nothing
+    try:
+        results = run_workflow(workflow(models=("train_helpers:BreaksInTraining", "kernel.linear"), epochs=1,
+                                        precision="tf32", deterministic=True, checkpoint=False,
+                                        callbacks=[{"use": "train_helpers:ChangesProcessSettings"}]), quiet=True)
+        assert [r.status for r in results] == ["failed", "completed"]
+        assert _process_settings() == before
+    finally:  # whatever happened, the other tests of this process get the settings back
+        torch.backends.cuda.matmul.allow_tf32 = before["matmul_tf32"]
+        torch.backends.cudnn.allow_tf32 = before["cudnn_tf32"]
+        torch.set_float32_matmul_precision(before["matmul_precision"])
+        torch.use_deterministic_algorithms(before["deterministic"])
+        torch.set_num_threads(before["threads"])
+        torch.set_grad_enabled(before["grad"])
+
+
+def _docs_file(name: str) -> str:
+    import re
+
+    text = (ROOT / "docs" / "training.md").read_text()
+    blocks = dict(re.findall(r"^```python\n# file: (\S+)\n(.*?)^```", text, re.S | re.M))
+    return blocks[name]
+
+
+def test_the_documented_train_step_override_trains_with_the_rest_of_the_loop(workspace, helpers, tmp_path,
+                                                                          monkeypatch):
+    folder = tmp_path / "docs_example"
+    folder.mkdir()
+    (folder / "mixup_trainer.py").write_text(_docs_file("mixup_trainer.py"))
+    monkeypatch.syspath_prepend(str(folder))
+    seen = []
+
+    import mixup_trainer
+
+    step = mixup_trainer.MixUp.train_step
+    monkeypatch.setattr(mixup_trainer.MixUp, "train_step",
+                        lambda self, batch, state: seen.append(state.step) or step(self, batch, state))
+    mixed = run_workflow(workflow(epochs=2, trainer_use="mixup_trainer:MixUp"), quiet=True)[0]
+    plain = run_workflow(workflow(epochs=2), quiet=True)[0]
+    assert mixed.status == "completed" and mixed.info["epochs_done"] == 2
+    assert len(seen) == 2 * 5  # every batch of both epochs went through the override (160 samples / 32)
+    rows = mixed.metrics()
+    assert "train/accuracy" not in rows[0] and {"train/loss", "valid/loss", "valid/accuracy"} <= set(rows[0])
+    assert rows[-1]["train/loss"] != plain.metrics()[-1]["train/loss"]
+    assert (mixed.checkpoints / "best.pt").is_file()  # checkpoints, events and metrics are the loop's
+
+
+def test_a_step_that_returns_no_loss_fails_its_run_with_a_clear_reason(workspace, helpers):
+    run = run_workflow(workflow(epochs=1, trainer_use="train_helpers:ReturnsNothing"), quiet=True)[0]
+    assert run.status == "failed"
+    assert "train_step() must return the loss (a tensor) or (loss, outputs), not NoneType" in run.info["reason"]
 
 
 # -- callbacks -----------------------------------------------------------------------------------

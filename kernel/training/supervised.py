@@ -7,10 +7,13 @@ callback listens to are never fired.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
+import os
 import queue
 import signal
+import sys
 import threading
 import time
 
@@ -40,9 +43,10 @@ W = "trainer.params"
 
 
 class State:
-    """What callbacks see: the model, optimizer, counters (``epoch``, ``step``, ``batch``), the last
-    batch's ``loss`` (a tensor: call ``.item()`` only when needed), the last epoch's ``metrics``,
-    ``best``, ``improved``, ``monitor``/``mode``, and ``stop`` (set through ``run.request_stop``)."""
+    """What callbacks and the loop's steps see: the model, optimizer, ``loss_fn``, counters
+    (``epoch``, ``step``, ``batch``), the last batch's ``loss`` (a tensor: call ``.item()`` only when
+    needed), the last epoch's ``metrics``, ``best``, ``improved``, ``monitor``/``mode``, and ``stop``
+    (set through ``run.request_stop``). docs/training.md lists every field."""
 
     def __init__(self, **fields):
         self.__dict__.update(fields)
@@ -143,8 +147,6 @@ class Supervised:
             raise KernelError(f"{W}.device: {device!r} is not a device ({exc})") from None
         workers = self.num_workers
         if workers == "auto":
-            import os
-
             workers = min(4, (os.cpu_count() or 1) - 1) if device.startswith("cuda") else 0
         return {"task": task, "epochs": self.epochs, "batch_size": batch_size, "loss": _name_of(loss),
                 "metrics": metrics, "monitor": monitor, "mode": mode, "device": device,
@@ -208,8 +210,13 @@ class Supervised:
         model.train(was_training)
         return loss_fn, metrics
 
-    # -- training ----------------------------------------------------------------------------
+    # -- the loop ------------------------------------------------------------------------------
+    # fit -> setup, then run_epochs: per epoch run_epoch -> train_epoch (train_step per batch),
+    # validate (validation_step per batch), end_epoch. Override train_step/validation_step to change
+    # how a batch becomes a loss; the rest (AMP, accumulation, clipping, schedulers, metrics, events,
+    # checkpoints, exact resume, progress) stays the loop's.
     def callbacks(self, cfg, extra=()) -> list:
+        """The run's callbacks, in the order they are called: the trainer's own around the workflow's."""
         from . import callbacks as C
 
         out = [C.StopOnNaN()]
@@ -229,188 +236,246 @@ class Supervised:
         return out
 
     def fit(self, model, data, run) -> Result:
-        """Train ``model`` on ``data``, logging to ``run``; resumes from its checkpoints when ``run.resuming``."""
-        from ..seeding import rng_states, seed_everything, set_rng_states
+        """Train ``model`` on ``data``, logging to ``run``; resumes from its checkpoints when ``run.resuming``.
 
+        Process-wide torch settings the fit changes (TF32, deterministic algorithms, ...) are put
+        back when it returns or raises.
+        """
         cfg = self.describe(data)
+        with process_settings_restored():
+            state = self.setup(model, data, run, cfg)
+            return self.run_epochs(state, run)
+
+    def train_step(self, batch, state):
+        """Turn one training batch into its loss; the loop calls it under autocast, then does the
+        backward pass, gradient accumulation and scaling, clipping and the optimizer step.
+
+        ``batch`` is ``(inputs, targets)`` on the device. Return the loss (a tensor of one number),
+        or ``(loss, outputs)`` so that the train metrics see the model's outputs for ``targets``.
+        Override it in a subclass to change the step (docs/training.md); ``state.model`` and
+        ``state.loss_fn`` are the model and loss.
+        """
+        inputs, targets = batch
+        outputs = forward(state.model, inputs)
+        return state.loss_fn(outputs, targets), outputs
+
+    def validation_step(self, batch, state):
+        """Like :meth:`train_step`, for one batch of the valid split (eval mode, no gradients)."""
+        inputs, targets = batch
+        outputs = forward(state.model, inputs)
+        return state.loss_fn(outputs, targets), outputs
+
+    def setup(self, model, data, run, cfg) -> State:
+        """Everything the loop needs, in one State: the device, loss and metrics, loaders, optimizer,
+        scheduler, gradient scaler and callbacks, restored from the newest checkpoint when resuming."""
         if self.deterministic:
+            from ..seeding import seed_everything
+
             seed_everything(data.seed, deterministic=True)
         device = torch.device(cfg["device"])
         if self.precision == "tf32":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         model.to(device)
-        loss_fn, metrics = self.check(model, data, cfg)
-        for m in metrics.values():
+        loss_fn, train_metrics = self.check(model, data, cfg)
+        for m in train_metrics.values():
             m.to(device) if hasattr(m, "to") else None
-        valid_metrics = {k: _clone(m) for k, m in metrics.items()} if data.valid is not None else {}
-        workers, pin = cfg["num_workers"], device.type == "cuda"
+        valid_metrics = {k: _clone(m) for k, m in train_metrics.items()} if data.valid is not None else {}
         generator = torch.Generator().manual_seed(data.seed)
-        batches = batch_sampler_of(data.collate_fn, data.train, cfg["batch_size"], shuffle=True, generator=generator)
-        if batches is None:
-            sampler, skip_unit = SkippingSampler(torch.utils.data.RandomSampler(data.train, generator=generator)), \
-                cfg["batch_size"]
-            order = {"sampler": sampler, "batch_size": cfg["batch_size"]}
-        else:  # the collate function groups the batches itself (text: by length)
-            sampler, skip_unit = SkippingSampler(batches), 1
-            order = {"batch_sampler": sampler}
-        # the train loader is the trainer's own: its sampler skips what a resumed epoch already did
-        train_loader = torch.utils.data.DataLoader(data.train, generator=generator, num_workers=workers,
-                                                   pin_memory=pin, collate_fn=data.collate_fn,
-                                                   persistent_workers=workers > 0, **order)
-        valid_loader = None if data.valid is None else \
-            data.loader("valid", cfg["batch_size"], shuffle=False, num_workers=workers, pin_memory=pin)
+        train_loader, sampler, skip_unit = self._train_loader(data, cfg, device, generator)
+        valid_loader = None if data.valid is None else data.loader(
+            "valid", cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"], pin_memory=device.type == "cuda")
         optimizer = self._build_optimizer(model)
-        opt_steps = math.ceil(len(train_loader) / self.accumulate)
-        scheduler = self._build_scheduler(optimizer, opt_steps, cfg)
+        scheduler = self._build_scheduler(optimizer, math.ceil(len(train_loader) / self.accumulate), cfg)
         scaler = torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
-        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
         callbacks = self.callbacks(cfg, getattr(run, "callbacks", ()))
         if run.quiet:
             callbacks = [c for c in callbacks if type(c).__name__ != "Progress"]
-        bus = EventBus(callbacks)
         state = State(trainer=self, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                       data=data, device=device, config=cfg, epoch=0, epochs=self.epochs, epochs_done=0, step=0,
                       batch=0, batches=len(train_loader), loss=None, metrics={}, best={}, improved=False,
-                      monitor=cfg["monitor"], mode=cfg["mode"], stop=None, callbacks=callbacks, resumed=False,
-                      writer=BackgroundWriter())
-        partial = None
+                      monitor=cfg["monitor"], mode=cfg["mode"], stop=None, callbacks=callbacks,
+                      events=EventBus(callbacks), resumed=False, loss_fn=loss_fn, train_metrics=train_metrics,
+                      valid_metrics=valid_metrics, train_loader=train_loader, valid_loader=valid_loader,
+                      sampler=sampler, skip_unit=skip_unit, generator=generator,
+                      autocast=_autocast(self.precision, device), accumulated=0, restored=None, partial=None,
+                      writer=None, started=None, duration_before=0.0)
+        state.snapshot = functools.partial(self.snapshot, state)
         if run.resuming:
-            saved, path, problems = ckpt.load_newest(run.checkpoints)
-            for p in problems:
-                print(f"kernel: warning: {p}; resuming from {path.name}")
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            if scheduler is not None and saved.get("scheduler") is not None:
-                scheduler.load_state_dict(saved["scheduler"])
-            if scaler is not None and saved.get("scaler"):
-                scaler.load_state_dict(saved["scaler"])
-            for i, cb in enumerate(callbacks):
-                key = f"{i}:{type(cb).__name__}"
-                if key in saved.get("callbacks", {}) and hasattr(cb, "load_state_dict"):
-                    cb.load_state_dict(saved["callbacks"][key])
-            generator.set_state(saved["generator"])
-            state.epochs_done, state.step, state.best = saved["epoch"], saved["step"], saved.get("best", {})
-            state.epoch, state.resumed = saved["epoch"], True
-            partial = saved.get("partial")
-            run.truncate_metrics(saved["epoch"])
-        run.state, run.events = state, bus
+            self.restore(state, run)
+        run.state, run.events = state, state.events
+        return state
 
-        def snapshot(partial_state=None, generator_state=None):
-            """Everything a resume needs, copied: training goes on while a writer thread saves it."""
-            return _copy_tensors({"epoch": state.epochs_done, "step": state.step,
-                    "batches_done": partial_state["batches_done"] if partial_state else 0,
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_states(),
-                    "generator": generator_state if generator_state is not None else generator.get_state(),
-                    "callbacks": {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(callbacks)
-                                  if hasattr(cb, "state_dict")},
-                    "transforms": data.transform_states(), "best": state.best, "partial": partial_state})
+    def run_epochs(self, state, run) -> Result:
+        """Train epoch after epoch until ``epochs`` are done or a stop is requested, and record in the
+        run how it ended: completed (or as the stop request says), failed or interrupted when it raises."""
+        from ..seeding import set_rng_states
 
-        state.snapshot = snapshot
-        started, before = time.time(), float(run.info.get("duration_s") or 0.0)
+        state.writer = BackgroundWriter()
+        state.started, state.duration_before = time.time(), float(run.info.get("duration_s") or 0.0)
         handlers = _catch_signals(state)
         run.set_status("running")
         try:
-            bus.fire("fit_start", run, state)
-            if run.resuming:
-                set_rng_states(saved["rng"])
-            listens = bus.listens("batch_end")
+            state.events.fire("fit_start", run, state)
+            if state.restored is not None:  # after fit_start: callbacks may draw samples there
+                set_rng_states(state.restored["rng"])
             while state.epochs_done < self.epochs and state.stop is None:
-                state.epoch = state.epochs_done + 1
-                bus.fire("epoch_start", run, state)
-                epoch_generator = generator.get_state()
-                losses, sizes, pending, skip = [], [], [], 0
-                for m in metrics.values():
-                    m.reset()
-                if partial is not None:  # an epoch cut by a signal: go on after its last batch
-                    epoch_generator = saved["generator"]
-                    skip = partial["batches_done"]
-                    sampler.skip = skip * skip_unit  # samples, or batches of a batch sampler
-                    losses, sizes = list(partial["losses"].to(device).unbind()), partial["sizes"].tolist()
-                    _load_metric_states(metrics, partial["metrics"], device)
-                    partial = None
-                model.train()
-                accumulated = 0
-                for state.batch, (inputs, targets) in enumerate(train_loader, start=skip):
-                    inputs, targets = to_device(inputs, device, True), to_device(targets, device, True)
-                    with autocast():
-                        out = forward(model, inputs)
-                        loss = loss_fn(out, targets)
-                    scaled = loss / self.accumulate if self.accumulate > 1 else loss
-                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                    accumulated += 1
-                    if accumulated == self.accumulate or state.batch + 1 == state.batches:
-                        self._step(model, optimizer, scaler, scheduler)
-                        accumulated = 0
-                    state.step += 1
-                    state.loss = loss.detach()
-                    losses.append(state.loss)
-                    sizes.append(batch_size_of(inputs))
-                    pending.append((out.detach(), targets))
-                    if len(pending) * sizes[-1] >= METRIC_CHUNK:
-                        _update(metrics, pending, cfg["task"])
-                    if listens:
-                        bus.fire("batch_end", run, state)
-                    if state.stop is not None:
-                        break
-                _update(metrics, pending, cfg["task"])
-                if state.stop is not None and state.batch + 1 < state.batches:
-                    if state.stop[0] == "interrupted" and self.checkpoint:
-                        part = {"batches_done": state.batch + 1, "losses": torch.stack(losses).cpu(),
-                                "sizes": torch.tensor(sizes), "metrics": _metric_states(metrics)}
-                        state.writer.wait()
-                        ckpt.save(run.checkpoints / "last.pt", snapshot(part, epoch_generator))
-                    break
-                row = {"train/loss": _mean(losses, sizes), **{f"train/{k}": _value(m) for k, m in metrics.items()}}
-                if valid_loader is not None:
-                    row.update(self._validate(model, valid_loader, loss_fn, valid_metrics, device, autocast, cfg))
-                state.metrics = row
-                bus.fire("validation_end", run, state)
-                lr = optimizer.param_groups[0]["lr"]
-                if scheduler is not None and not _per_batch(scheduler):
-                    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-                    scheduler.step(row[cfg["monitor"]]) if plateau else scheduler.step()
-                state.epochs_done = state.epoch
-                value = row.get(cfg["monitor"])
-                old = state.best.get(cfg["monitor"])
-                state.improved = value is not None and math.isfinite(value) and (
-                    old is None or (value > old if cfg["mode"] == "max" else value < old))
-                if state.improved:
-                    state.best = {"epoch": state.epoch, **row}
-                now = time.time()
-                line = {"epoch": state.epoch, "step": state.step, "time": now, "elapsed_s": round(now - started, 4),
-                        "lr": lr, **row}
-                run.log(line)
-                run.info.update(epochs_done=state.epochs_done, best=state.best, final={"epoch": state.epoch, **row},
-                                duration_s=round(before + now - started, 3))
-                state.writer.submit(run.save, dict(run.info))
-                bus.fire("epoch_end", run, state)
-            state.writer.wait()
-            status, reason = state.stop or ("completed", None)
-            run.info["duration_s"] = round(before + time.time() - started, 3)
-            run.set_status(status, reason)
-            bus.fire("fit_end", run, state)
+                self.run_epoch(state, run)
+            self._finish(state, run)
         except BaseException as exc:
-            state.error = exc
-            with contextlib.suppress(BaseException):
-                state.writer.wait()
-            interrupted = isinstance(exc, KeyboardInterrupt)
-            with contextlib.suppress(Exception):
-                bus.fire("exception", run, state)
-            reason = "interrupted" if interrupted else f"{type(exc).__name__}: {exc}"
-            run.info["duration_s"] = round(before + time.time() - started, 3)
-            run.set_status("interrupted" if interrupted else "failed", reason)
+            self._fail(state, run, exc)
             raise
         finally:
             state.writer.close()
             _restore_signals(handlers)
             run.state = None
         return Result(run.id, run.info["status"], run.info["reason"], state.epochs_done, state.best,
-                      run.info["final"], cfg["monitor"])
+                      run.info["final"], state.monitor)
 
-    def _step(self, model, optimizer, scaler, scheduler):
+    def run_epoch(self, state, run):
+        """One epoch: train_epoch, validate, end_epoch. An epoch cut short by a stop request ends there."""
+        state.epoch = state.epochs_done + 1
+        state.events.fire("epoch_start", run, state)
+        row = self.train_epoch(state, run)
+        if row is None:
+            return
+        if state.valid_loader is not None:
+            row.update(self.validate(state))
+        state.metrics = row
+        state.events.fire("validation_end", run, state)
+        self.end_epoch(state, run, row)
+
+    def train_epoch(self, state, run) -> dict | None:
+        """One pass over the training batches; the epoch's ``train/...`` values, or None when a stop
+        request cut the epoch short (an interrupted epoch is saved in last.pt, to be finished on resume)."""
+        tally, skip, epoch_generator = self._begin_train_epoch(state)
+        listens = state.events.listens("batch_end")
+        for state.batch, batch in enumerate(state.train_loader, start=skip):
+            self._train_batch(state, batch, tally)
+            if listens:
+                state.events.fire("batch_end", run, state)
+            if state.stop is not None:
+                break
+        tally.flush()
+        if state.stop is not None and state.batch + 1 < state.batches:
+            if state.stop[0] == "interrupted" and self.checkpoint:
+                self._save_cut_epoch(state, run, tally, epoch_generator)
+            return None
+        return tally.values("train")
+
+    def validate(self, state) -> dict:
+        """The ``valid/...`` values: one validation_step per batch of the valid split."""
+        state.model.eval()
+        tally = Tally(state.valid_metrics, state.config["task"])
+        with torch.no_grad():
+            for inputs, targets in state.valid_loader:
+                inputs, targets = to_device(inputs, state.device, True), to_device(targets, state.device, True)
+                with state.autocast():
+                    loss, outputs = _loss_and_outputs(self.validation_step((inputs, targets), state),
+                                                      "validation_step")
+                tally.add(loss.detach(), batch_size_of(inputs), outputs, targets)
+        state.model.train()
+        return tally.values("valid")
+
+    def end_epoch(self, state, run, row: dict):
+        """After validation: the scheduler's epoch step, the best epoch so far, the metrics line and
+        run.json, then ``epoch_end`` (where the Checkpoint callback writes last.pt and best.pt)."""
+        lr = state.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+        self._scheduler_epoch_step(state, row)
+        state.epochs_done = state.epoch
+        self._track_best(state, row)
+        self._record_epoch(state, run, row, lr)
+        state.events.fire("epoch_end", run, state)
+
+    def restore(self, state, run):
+        """Load the run's newest good checkpoint into ``state``: weights, optimizer, scheduler, scaler,
+        callbacks, the shuffle generator and the counters. A cut epoch is left in ``state.partial`` for
+        the next train_epoch to finish; the RNG states are set after ``fit_start``."""
+        saved, path, problems = ckpt.load_newest(run.checkpoints)
+        for p in problems:
+            print(f"kernel: warning: {p}; resuming from {path.name}", file=sys.stderr)
+        state.model.load_state_dict(saved["model"])
+        state.optimizer.load_state_dict(saved["optimizer"])
+        if state.scheduler is not None and saved.get("scheduler") is not None:
+            state.scheduler.load_state_dict(saved["scheduler"])
+        if state.scaler is not None and saved.get("scaler"):
+            state.scaler.load_state_dict(saved["scaler"])
+        for key, cb in _keyed(state.callbacks):
+            if key in saved.get("callbacks", {}) and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(saved["callbacks"][key])
+        state.generator.set_state(saved["generator"])
+        state.epochs_done, state.step, state.best = saved["epoch"], saved["step"], saved.get("best", {})
+        state.epoch, state.resumed = saved["epoch"], True
+        state.restored, state.partial = saved, saved.get("partial")
+        run.truncate_metrics(saved["epoch"])
+
+    def snapshot(self, state, partial: dict | None = None, generator_state=None) -> dict:
+        """Everything a resume needs, copied to the CPU so that training goes on while the writer
+        thread saves it. ``partial``: a cut epoch's progress; ``generator_state``: the shuffle
+        generator as that epoch began. Callbacks call it as ``state.snapshot()``."""
+        from ..seeding import rng_states
+
+        return _copy_tensors({
+            "epoch": state.epochs_done, "step": state.step, "batches_done": partial["batches_done"] if partial else 0,
+            "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
+            "scaler": state.scaler.state_dict() if state.scaler is not None else None, "rng": rng_states(),
+            "generator": generator_state if generator_state is not None else state.generator.get_state(),
+            "callbacks": {key: cb.state_dict() for key, cb in _keyed(state.callbacks) if hasattr(cb, "state_dict")},
+            "transforms": state.data.transform_states(), "best": state.best, "partial": partial})
+
+    # -- the loop's parts ------------------------------------------------------------------------
+    def _train_loader(self, data, cfg, device, generator):
+        """The trainer's own training loader, shuffled by ``generator``: its sampler can skip what a
+        resumed epoch already did. Returns the loader, that sampler and what one skipped unit counts
+        (a sample, or a whole batch when the collate function makes the batches)."""
+        batches = batch_sampler_of(data.collate_fn, data.train, cfg["batch_size"], shuffle=True, generator=generator)
+        if batches is None:
+            sampler = SkippingSampler(torch.utils.data.RandomSampler(data.train, generator=generator))
+            skip_unit, order = cfg["batch_size"], {"sampler": sampler, "batch_size": cfg["batch_size"]}
+        else:  # the collate function groups the batches itself (variable-length samples, by length)
+            sampler = SkippingSampler(batches)
+            skip_unit, order = 1, {"batch_sampler": sampler}
+        workers = cfg["num_workers"]
+        loader = torch.utils.data.DataLoader(data.train, generator=generator, num_workers=workers,
+                                             pin_memory=device.type == "cuda", collate_fn=data.collate_fn,
+                                             persistent_workers=workers > 0, **order)
+        return loader, sampler, skip_unit
+
+    def _begin_train_epoch(self, state):
+        """The epoch's tally, the batches to skip and the shuffle generator's state as the epoch began
+        (saved with a cut epoch). A resumed cut epoch goes on after its last batch, in the same order."""
+        epoch_generator = state.generator.get_state()
+        tally = Tally(state.train_metrics, state.config["task"])
+        skip, partial = 0, state.partial
+        if partial is not None:
+            epoch_generator = state.restored["generator"]
+            skip = partial["batches_done"]
+            state.sampler.skip = skip * state.skip_unit
+            tally.resume(partial, state.device)
+            state.partial = None
+        state.model.train()
+        state.accumulated = 0
+        return tally, skip, epoch_generator
+
+    def _train_batch(self, state, batch, tally):
+        """train_step under autocast, the backward pass, and an optimizer step every ``accumulate`` batches."""
+        inputs, targets = batch
+        inputs, targets = to_device(inputs, state.device, True), to_device(targets, state.device, True)
+        with state.autocast():
+            loss, outputs = _loss_and_outputs(self.train_step((inputs, targets), state), "train_step")
+        scaled = loss / self.accumulate if self.accumulate > 1 else loss
+        (state.scaler.scale(scaled) if state.scaler is not None else scaled).backward()
+        state.accumulated += 1
+        if state.accumulated == self.accumulate or state.batch + 1 == state.batches:
+            self._optimizer_step(state)
+            state.accumulated = 0
+        state.step += 1
+        state.loss = loss.detach()
+        tally.add(state.loss, batch_size_of(inputs), _detached(outputs), targets)
+
+    def _optimizer_step(self, state):
+        """Clip (after unscaling under fp16), step the optimizer, zero the gradients, step a per-batch scheduler."""
+        model, optimizer, scaler, scheduler = state.model, state.optimizer, state.scaler, state.scheduler
         if scaler is not None:
             if self.clip_grad_norm:
                 scaler.unscale_(optimizer)
@@ -425,25 +490,59 @@ class Supervised:
         if scheduler is not None and _per_batch(scheduler):
             scheduler.step()
 
-    def _validate(self, model, loader, loss_fn, metrics, device, autocast, cfg) -> dict:
-        model.eval()
-        losses, sizes, pending = [], [], []
-        for m in metrics.values():
-            m.reset()
-        with torch.no_grad():
-            for inputs, targets in loader:
-                inputs, targets = to_device(inputs, device, True), to_device(targets, device, True)
-                with autocast():
-                    out = forward(model, inputs)
-                    losses.append(loss_fn(out, targets).detach())
-                sizes.append(batch_size_of(inputs))
-                pending.append((out, targets))
-                if len(pending) * sizes[-1] >= METRIC_CHUNK:
-                    _update(metrics, pending, cfg["task"])
-        _update(metrics, pending, cfg["task"])
-        model.train()
-        return {"valid/loss": _mean(losses, sizes), **{f"valid/{k}": _value(m) for k, m in metrics.items()}}
+    def _save_cut_epoch(self, state, run, tally, epoch_generator):
+        """last.pt with the cut epoch's progress (batches done, their losses and metric states)."""
+        progress = {"batches_done": state.batch + 1, "losses": torch.stack(tally.losses).cpu(),
+                    "sizes": torch.tensor(tally.sizes), "metrics": _metric_states(tally.metrics)}
+        state.writer.wait()  # the epoch's earlier writes first: last.pt must end up the newest
+        ckpt.save(run.checkpoints / "last.pt", self.snapshot(state, progress, epoch_generator))
 
+    def _scheduler_epoch_step(self, state, row: dict):
+        scheduler = state.scheduler
+        if scheduler is None or _per_batch(scheduler):
+            return
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(row[state.monitor])
+        else:
+            scheduler.step()
+
+    def _track_best(self, state, row: dict):
+        value, old = row.get(state.monitor), state.best.get(state.monitor)
+        state.improved = value is not None and math.isfinite(value) and (
+            old is None or (value > old if state.mode == "max" else value < old))
+        if state.improved:
+            state.best = {"epoch": state.epoch, **row}
+
+    def _record_epoch(self, state, run, row: dict, lr: float):
+        """The epoch's line in metrics.jsonl now; run.json on the writer thread."""
+        now = time.time()
+        run.log({"epoch": state.epoch, "step": state.step, "time": now, "elapsed_s": round(now - state.started, 4),
+                 "lr": lr, **row})
+        run.info.update(epochs_done=state.epochs_done, best=state.best, final={"epoch": state.epoch, **row},
+                        duration_s=round(state.duration_before + now - state.started, 3))
+        state.writer.submit(run.save, dict(run.info))
+
+    def _finish(self, state, run):
+        """The files written, the run marked completed (or as the stop request says), ``fit_end``."""
+        state.writer.wait()
+        status, reason = state.stop or ("completed", None)
+        run.info["duration_s"] = round(state.duration_before + time.time() - state.started, 3)
+        run.set_status(status, reason)
+        state.events.fire("fit_end", run, state)
+
+    def _fail(self, state, run, exc: BaseException):
+        """The run marked interrupted (a second Ctrl-C) or failed, and ``exception`` fired; the caller re-raises."""
+        state.error = exc
+        with contextlib.suppress(BaseException):
+            state.writer.wait()
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        with contextlib.suppress(Exception):
+            state.events.fire("exception", run, state)
+        reason = "interrupted" if interrupted else f"{type(exc).__name__}: {exc}"
+        run.info["duration_s"] = round(state.duration_before + time.time() - state.started, 3)
+        run.set_status("interrupted" if interrupted else "failed", reason)
+
+    # -- building --------------------------------------------------------------------------------
     def _build_optimizer(self, model):
         try:
             return self._optimizer_cls(model.parameters(), **self._optimizer_params)
@@ -503,6 +602,115 @@ class BackgroundWriter:
     def close(self):
         self.jobs.put(None)
         self.thread.join(timeout=60)
+
+
+class Tally:
+    """The running totals of one pass over a split: batch losses and sizes, kept on the device (no
+    ``.item()`` per batch), and outputs waiting for the metrics, updated once per METRIC_CHUNK samples."""
+
+    def __init__(self, metrics: dict, task: str):
+        self.metrics, self.task = metrics, task
+        self.losses, self.sizes, self.pending = [], [], []
+        self.saw_outputs = False  # a train_step that returns only the loss leaves the metrics out
+        for m in metrics.values():
+            m.reset()
+
+    def add(self, loss, size: int, outputs=None, targets=None):
+        self.losses.append(loss)
+        self.sizes.append(size)
+        if outputs is not None:
+            self.saw_outputs = True
+            self.pending.append((outputs, targets))
+            if len(self.pending) * size >= METRIC_CHUNK:
+                self.flush()
+
+    def flush(self):
+        _update(self.metrics, self.pending, self.task)
+
+    def resume(self, progress: dict, device):
+        """Take back a cut epoch's losses, sizes and metric states (see Supervised._save_cut_epoch)."""
+        self.losses, self.sizes = list(progress["losses"].to(device).unbind()), progress["sizes"].tolist()
+        _load_metric_states(self.metrics, progress["metrics"], device)
+        self.saw_outputs = any(progress["metrics"].values())
+
+    def values(self, split: str) -> dict:
+        """``{split}/loss`` (the mean over samples) and ``{split}/{metric}`` for each metric."""
+        self.flush()
+        row = {f"{split}/loss": _mean(self.losses, self.sizes)}
+        if self.saw_outputs:
+            row.update({f"{split}/{k}": _value(m) for k, m in self.metrics.items()})
+        return row
+
+
+@contextlib.contextmanager
+def process_settings_restored():
+    """Put back, however the block ends, the process-wide settings a fit may change: TF32 and the
+    float32 matmul precision, cuDNN flags, deterministic algorithms, the thread count, grad mode and
+    CUBLAS_WORKSPACE_CONFIG. A fit must not change how the rest of the process computes (the next
+    model of the workflow, the user's notebook)."""
+    saved = [(read, write, read()) for read, write in _process_settings()]
+    try:
+        yield
+    finally:
+        for read, write, value in saved:
+            if read() != value:  # only what changed: setting some of them has a cost (threads)
+                write(value)
+
+
+def _process_settings() -> list:
+    """(read, write) for each process-wide setting, in the order they are put back."""
+    backends = torch.backends
+    settings = [(torch.get_float32_matmul_precision, torch.set_float32_matmul_precision),
+                _attribute(backends.cuda.matmul, "allow_tf32"), _attribute(backends.cudnn, "allow_tf32"),
+                _attribute(backends.cudnn, "benchmark"), _attribute(backends.cudnn, "deterministic"),
+                (lambda: (torch.are_deterministic_algorithms_enabled(),
+                          torch.is_deterministic_algorithms_warn_only_enabled()),
+                 lambda value: torch.use_deterministic_algorithms(value[0], warn_only=value[1])),
+                (torch.get_num_threads, torch.set_num_threads),
+                (torch.is_grad_enabled, torch.set_grad_enabled),
+                (lambda: os.environ.get("CUBLAS_WORKSPACE_CONFIG"), _set_cublas_workspace_config)]
+    # torch >= 2.9 also keeps TF32 per backend as fp32_precision, which the legacy flags above set
+    # only coarsely: these, put back last, make the state exactly what it was
+    for holder in (backends, backends.cuda.matmul, backends.cudnn, getattr(backends.cudnn, "conv", None),
+                   getattr(backends.cudnn, "rnn", None), getattr(backends, "mkldnn", None)):
+        if holder is not None and isinstance(getattr(holder, "fp32_precision", None), str):
+            settings.append(_attribute(holder, "fp32_precision"))
+    return settings
+
+
+def _attribute(holder, name: str):
+    return (lambda: getattr(holder, name)), (lambda value: setattr(holder, name, value))
+
+
+def _set_cublas_workspace_config(value):
+    if value is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = value
+
+
+def _autocast(precision: str, device):
+    """A context manager factory: autocast to bf16 or fp16 for those precisions, else nothing."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+
+
+def _loss_and_outputs(value, step: str):
+    """What a step returned, as (loss, outputs): a step returns the loss, or (loss, outputs)."""
+    if isinstance(value, torch.Tensor):
+        return value, None
+    if isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], torch.Tensor):
+        return value[0], value[1]
+    raise TypeError(f"{step}() must return the loss (a tensor) or (loss, outputs), not {type(value).__name__}")
+
+
+def _detached(outputs):
+    return outputs.detach() if isinstance(outputs, torch.Tensor) else outputs
+
+
+def _keyed(callbacks):
+    """(key, callback): the key a callback's state is saved under in a checkpoint."""
+    return [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(callbacks)]
 
 
 def _copy_tensors(obj):
