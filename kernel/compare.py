@@ -1,59 +1,51 @@
 """Runs side by side: the settings that differ, best and final metrics, epochs, time, size; curves overlaid.
 
-Works on run.json dicts and metrics.jsonl rows, so it needs no torch.
+Runs are :class:`kernel.store.Run` objects (or their run.json dicts), read and chosen by
+:mod:`kernel.run_reader`; it needs no torch. A table shows the key columns (:func:`key_columns`) so
+that it reads in 100 terminal columns; ``--wide`` shows every column, ``--json``/``--csv`` give all.
 """
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import os
 from pathlib import Path
 
 from .errors import KernelError
+from .metric_mode import mode_for
+from .run_reader import differing, settings
 
 FIXED = ["id", "model", "status", "epochs", "time_s", "params"]
+#: Columns a table shows by default besides the metric: the run, what it is, how far it got.
+KEY_FIXED = ["id", "model", "status", "epochs", "time_s"]
+#: Differing settings shown by default (the first ones; ``--wide`` shows all).
+KEY_SETTINGS = 3
 
 
-def select_runs(store, refs=(), any_dataset: bool = False, workflow: str | None = None) -> list[dict]:
-    """The runs named (or, with none named, those sharing the newest run's dataset fingerprint)."""
-    if refs:
-        infos = [store.get(r).info for r in refs]
-        for info in infos:
-            info["status"] = store.get(info["id"]).status
-    else:
-        infos = store.list(workflow=workflow)
-        if infos and not any_dataset:
-            infos = [i for i in infos if i.get("fingerprint") == infos[0].get("fingerprint")]
-    if not infos:
-        raise KernelError("no runs to compare; train some with `kernel run FILE`")
-    prints = {i.get("fingerprint") for i in infos}
-    if len(prints) > 1 and not any_dataset:
-        raise KernelError(f"these runs used {len(prints)} different datasets (fingerprints "
-                          f"{', '.join(sorted(map(str, prints)))}); comparing them is misleading — "
-                          f"pass --any-dataset to compare anyway")
-    return infos
+def _info(run) -> dict:
+    """run.json of a Run (its status as the store reads it: a dead process reads as interrupted) or a dict."""
+    if isinstance(run, dict):
+        return run
+    return {**run.info, "status": run.status}
 
 
-def flatten(value, prefix: str = "") -> dict:
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: json.dumps(value) if isinstance(value, list) else value}
+def monitor_of(infos: list[dict]) -> str | None:
+    """The metric the runs monitor (the most common one), which the key columns show."""
+    monitors = [i.get("monitor") for i in infos if isinstance(i.get("monitor"), str)]
+    return max(set(monitors), key=monitors.count) if monitors else None
 
 
-def compare_rows(infos: list[dict]) -> tuple[list[str], list[dict]]:
-    """Columns and one row per run: fixed facts, settings that differ, best and final metrics."""
-    settings = [{**flatten(i.get("params") or {}, "params"), "use": i.get("use"),
-                 **flatten({k: v for k, v in (i.get("defaults") or {}).items()}, "trainer")} for i in infos]
-    keys = sorted({k for s in settings for k in s})
-    differ = [k for k in keys if len({json.dumps(s.get(k), default=str) for s in settings}) > 1] \
-        if len(infos) > 1 else []
+def compare_rows(runs) -> tuple[list[str], list[dict]]:
+    """Every column and one row per run: fixed facts, settings that differ, best and final metrics."""
+    infos = [_info(r) for r in runs]
+    all_settings = [settings(i) for i in infos]
+    differ = differing(all_settings, [i.get("status") for i in infos])
     metrics = sorted({k for i in infos for k in (i.get("best") or {}) if "/" in k})
     if any(m.startswith("valid/") for m in metrics):  # side by side, the validation numbers are the ones that matter
         metrics = [m for m in metrics if m.startswith("valid/")]
     rows = []
-    for info, s in zip(infos, settings):
+    for info, s in zip(infos, all_settings):
         best, final = info.get("best") or {}, info.get("final") or {}
         row = {"id": info["id"], "model": info.get("model"), "status": info.get("status"),
                "epochs": info.get("epochs_done"), "time_s": info.get("duration_s"), "params": info.get("param_count")}
@@ -68,6 +60,40 @@ def compare_rows(infos: list[dict]) -> tuple[list[str], list[dict]]:
     if any(r["baseline"] is not None for r in rows):  # classification: the majority-class accuracy to beat
         columns.append("baseline")
     return columns, rows
+
+
+def key_columns(columns: list[str], runs) -> list[str]:
+    """The columns a table shows without ``--wide``: the run, the first differing settings, and the
+    best and final value of the monitored metric (and the baseline to beat)."""
+    infos = [_info(r) for r in runs]
+    monitor = monitor_of(infos)
+    metric = [c for c in (f"best {monitor}", f"final {monitor}") if c in columns] if monitor else []
+    if not metric:  # no monitor recorded: the first metric's best and final
+        metric = [c for c in columns if c.startswith("best ")][:1] + [c for c in columns if c.startswith("final ")][:1]
+    fixed = set(FIXED) | {"best_epoch", "baseline"}
+    setting_columns = [c for c in columns if c not in fixed and not c.startswith(("best ", "final "))]
+    return (KEY_FIXED + setting_columns[:KEY_SETTINGS] + metric
+            + (["baseline"] if "baseline" in columns else []))
+
+
+def key_table(columns: list[str], rows: list[dict], runs, ids: dict | None = None):
+    """The default table: key columns under short headers (``hidden``, not ``params.hidden``;
+    ``best``, the metric named once in the caption), so that it reads in 100 terminal columns."""
+    shown = key_columns(columns, runs)
+    labels = {c: c[len("params."):] for c in shown if c.startswith("params.")}
+    metrics = {c.split(" ", 1)[1] for c in shown if c.startswith(("best ", "final "))}
+    caption = None
+    if len(metrics) == 1:
+        metric = metrics.pop()
+        labels.update({f"best {metric}": "best", f"final {metric}": "final"})
+        better = "lower" if mode_for(metric, _common_info(runs, metric)) == "min" else "higher"
+        caption = f"best and final: {metric} ({better} is better); --wide: every column"
+    return rich_table(shown, rows, ids, labels, caption)
+
+
+def _common_info(runs, metric: str) -> dict | None:
+    """A run.json that monitors ``metric``, whose mode then says which way it is better."""
+    return next((i for i in map(_info, runs) if i.get("monitor") == metric), None)
 
 
 def sort_rows(columns, rows, column: str):
@@ -89,25 +115,57 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-def rich_table(columns, rows):
-    from rich.table import Table
+#: Columns of words, left-aligned; the rest (numbers) right-aligned.
+TEXT_COLUMNS = ("id", "model", "status", "use", "workflow", "monitor", "created", "reason", "fingerprint")
 
-    table = Table(box=None, pad_edge=False)
+
+def rich_table(columns, rows, ids: dict | None = None, labels: dict | None = None, caption: str | None = None):
+    """A table that prints as text too (``print(table)``); ``ids`` maps run ids to what is shown,
+    ``labels`` columns to their headers."""
+    table = _table_class()(box=None, pad_edge=False, caption=caption, caption_justify="left")
     for c in columns:
-        table.add_column(c, overflow="fold", no_wrap=c == "id",
-                         justify="right" if c not in ("id", "model", "status", "use") else "left")
+        text = c in TEXT_COLUMNS
+        table.add_column((labels or {}).get(c, c), no_wrap=c == "id", overflow="ellipsis" if c != "id" else "fold",
+                         max_width=None if c == "id" or not text else 28,
+                         justify="left" if text or c.startswith(("params.", "trainer.")) else "right")
     for r in rows:
-        table.add_row(*(_cell(r.get(c)) for c in columns))
+        table.add_row(*((ids or {}).get(r.get(c), _cell(r.get(c))) if c == "id" else _cell(r.get(c))
+                        for c in columns))
     return table
 
 
+@functools.lru_cache(maxsize=1)
+def _table_class():  # rich is imported when a table is made, not when compare is imported
+    from rich.table import Table
+
+    class PrintableTable(Table):
+        """A rich Table whose ``str`` is the table as text, as wide as the terminal (or ``COLUMNS``)."""
+
+        def __str__(self):
+            import io
+            import shutil
+
+            from rich.console import Console
+
+            out = io.StringIO()
+            width = shutil.get_terminal_size((100, 24)).columns
+            Console(file=out, width=width, highlight=False, soft_wrap=False, color_system=None).print(self)
+            return out.getvalue().rstrip("\n")
+
+        __repr__ = __str__
+
+    return PrintableTable
+
+
 def print_table(table):
-    """Print a wide table whole: on a terminal it fits the screen, in a file or pipe it never wraps."""
+    """Print a table as wide as the terminal (or ``COLUMNS``); in a file or pipe with no ``COLUMNS``
+    it is never wrapped, so that it can be searched and cut."""
     import sys
 
     from rich.console import Console
 
-    Console(width=None if sys.stdout.isatty() else 1000, highlight=False, soft_wrap=False).print(table)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 1000
+    Console(width=width, highlight=False, soft_wrap=False).print(table)
 
 
 def write_csv(columns, rows, file):

@@ -240,20 +240,29 @@ class Results:
         return all(r.status == "completed" for r in self.runs)
 
     def best(self, metric: str | None = None, mode: str | None = None) -> Run:
-        """The run whose best ``metric`` (default: the monitored one) is highest (or lowest for losses)."""
+        """The run whose best ``metric`` (default: the monitored one) is best: highest, or lowest where
+        lower is better (the run's own ``mode`` for its monitor, else :func:`kernel.metric_mode.mode_for`)."""
+        from .metric_mode import mode_for
+
         metric = metric or self.runs[0].info.get("monitor")
-        mode = mode or ("min" if any(w in metric for w in ("loss", "mse", "mae", "error")) else "max")
+        mode = mode or mode_for(metric, self.runs[0].info)
         scored = [(r.info.get("best", {}).get(metric), r) for r in self.runs]
         scored = [(v, r) for v, r in scored if isinstance(v, (int, float))]
         if not scored:
             raise KernelError(f"no run has a value for {metric!r}")
         return (max if mode == "max" else min)(scored, key=lambda vr: vr[0])[1]
 
-    def table(self):
-        """A rich Table of the runs side by side (``rich.print(results.table())``)."""
-        from .compare import compare_rows, rich_table
+    def table(self, wide: bool = False):
+        """The runs side by side, key columns (``wide``: every column): ``print(results.table())``
+        prints it as text, ``rich.print(results.table())`` in colour."""
+        from .compare import compare_rows, key_table, rich_table
+        from .run_reader import run_folders, short_ids
 
-        return rich_table(*compare_rows([r.info for r in self.runs]))
+        columns, rows = compare_rows(self.runs)
+        if wide:
+            return rich_table(columns, rows)
+        among = [p.name for p in run_folders(self.runs[0].dir.parent)] if self.runs else []
+        return key_table(columns, rows, self.runs, short_ids([r.id for r in self.runs], among))
 
     def print_summary(self, console=None):
         from .compare import print_table

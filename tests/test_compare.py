@@ -43,8 +43,11 @@ def test_compare_shows_differing_settings_and_best_and_final(runs, cli):
     rows = {r["model"]: r for r in data["rows"]}
     assert rows["mlp"]["best valid/accuracy"] == 0.7 and rows["mlp"]["final valid/accuracy"] == 0.6
     assert rows["linear"]["best_epoch"] == 2 and rows["linear"]["epochs"] == 2
-    table = cli("compare")
-    assert a.id in table.stdout and b.id in table.stdout
+    wide = cli("compare", "--wide")
+    assert a.id in wide.stdout and b.id in wide.stdout
+    table = cli("compare")  # ids as their shortest unique end, which commands accept
+    assert a.id not in table.stdout and a.id[-4:] in table.stdout.split()
+    assert json.loads(cli("compare", a.id[-4:], "--json").stdout)["rows"][0]["id"] == a.id
 
 
 def test_compare_sorts_and_writes_csv(runs, cli):
@@ -60,6 +63,7 @@ def test_compare_sorts_and_writes_csv(runs, cli):
 def test_compare_plots_and_exports_curves(runs, cli, workspace):
     out = cli("compare", "--plot", "curves.png", "--export-curves", "curves.csv")
     assert out.returncode == 0, out.stderr
+    assert "best and final: valid/accuracy" in out.stdout and "mlp" in out.stdout  # the table still printed
     assert (workspace / "curves.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader(open(workspace / "curves.csv")))
     accuracy = [r for r in rows if r["metric"] == "valid/accuracy"]
@@ -106,3 +110,105 @@ def test_results_table_best_and_plot(workspace, tmp_path):
     results.plot(tmp_path / "c.png")
     assert (tmp_path / "c.png").exists()
     assert json.loads(json.dumps(results.to_dict()))["ok"] is True
+
+
+# -- what a user sees at 100 columns ----------------------------------------------------------------
+def many_runs(store, n=6):
+    """Runs whose ids share long prefixes and whose settings differ in many places."""
+    out = []
+    for i in range(n):
+        out.append(fake_run(store, "a-rather-long-workflow-name", "kernel.mlp", "fp1", [0.3 + 0.05 * i, 0.4 + 0.05 * i],
+                            {"hidden": 16 * (i + 1), "dropout": 0.1 * i, "activation": f"relu{i}",
+                             "layers": [i, i + 1], "norm": "batch" if i % 2 else "layer"}))
+    return out
+
+
+def test_compare_and_runs_read_at_100_columns(workspace, cli):
+    store = RunStore(workspace)
+    runs = many_runs(store)
+    env = {"COLUMNS": "100"}
+    for args in (["compare"], ["runs"]):
+        out = cli(*args, env=env)
+        assert out.returncode == 0, out.stderr
+        lines = [line for line in out.stdout.splitlines() if not line.startswith("best and final")]
+        assert lines and max(len(line) for line in out.stdout.splitlines()) <= 100, out.stdout
+        assert len(lines) == 1 + len(runs), out.stdout  # one line per run: nothing wrapped
+        assert "…" not in out.stdout, out.stdout  # nothing cut either
+        header = lines[0].split()
+        assert header[:2] == ["id", "workflow" if args == ["runs"] else "model"], lines[0]
+        ids = [line.split()[0] for line in lines[1:]]
+        assert len(set(ids)) == len(runs) and all(len(i) <= 6 for i in ids)
+        for short in ids:  # a short id is the unique end of one: commands take it
+            assert cli("compare", short, "--json").returncode == 0
+        assert "best" in lines[0] and "valid/accuracy" in out.stdout
+        wide = cli(*args, "--wide", env={"COLUMNS": "1000"})
+        assert all(r.id in wide.stdout for r in runs)
+        assert len(wide.stdout.splitlines()[0]) > len(lines[0])  # the rest of the columns
+    data = json.loads(cli("compare", "--json", env=env).stdout)
+    assert {"params.hidden", "params.dropout", "params.activation", "params.layers", "params.norm",
+            "best_epoch", "params"} <= set(data["columns"])  # --json: every column
+
+
+def test_a_queued_run_makes_no_differing_column(workspace):
+    store = RunStore(workspace)
+    a = fake_run(store, "wf", "mlp", "fp1", [0.5, 0.7], {"hidden": 64, "num_classes": 3})
+    b = fake_run(store, "wf", "mlp", "fp1", [0.4, 0.8], {"hidden": 32, "num_classes": 3})
+    queued = store.create("wf", "mlp", fingerprint="fp1", monitor="valid/accuracy", use="kernel.mlp",
+                          params={"hidden": 16}, defaults={"epochs": 2, "optimizer": {"lr": 0.1}})
+    columns, _ = compare_rows([a, b, queued])  # the queued run's num_classes is not filled in yet
+    assert "params.hidden" in columns and "params.num_classes" not in columns
+
+
+def test_one_rule_for_which_way_a_metric_is_better(workspace):
+    """The run's own mode for its monitor wins over any word list; Results, compare and the report agree."""
+    import sys
+    from pathlib import Path
+
+    from kernel.metric_mode import mode_for
+    from kernel.report.page import build_page
+    from kernel.run_reader import open_run
+    from kernel.runner import Results
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from runstore_fixtures import write_run
+
+    assert mode_for("valid/loss") == "min" and mode_for("valid/MeanSquaredError") == "min"
+    assert mode_for("valid/accuracy") == "max" and mode_for("valid/answer_f1") == "max"  # "wer" is no word here
+    assert mode_for("valid/power") == "max" and mode_for("valid/rmse") == "min"
+    # a monitor whose name says nothing, minimised by the run's own mode
+    root = workspace / "runs"
+    dirs = [write_run(root, model=m, quality=q, index=i) for i, (m, q) in enumerate([("a", 0.9), ("b", 0.5)])]
+    for d in dirs:
+        info = json.loads((d / "run.json").read_text())
+        info.update(monitor="valid/accuracy", mode="min")  # e.g. a domain's error rate logged under that name
+        (d / "run.json").write_text(json.dumps(info))
+    runs = [open_run(d) for d in dirs]
+    assert Results(runs).best().info["model"] == "b"
+    group = build_page(runs)["groups"][0]
+    assert group["mode"] == "min" and group["best_run"] == runs[1].id
+
+
+def test_print_results_table_is_a_readable_table(workspace, capsys):
+    from kernel.runner import Results
+
+    store = RunStore(workspace)
+    results = Results(many_runs(store, 3))
+    print(results.table())
+    out = capsys.readouterr().out
+    assert "rich.table" not in out and "object at" not in out
+    assert "model" in out.splitlines()[0] and out.count("kernel.mlp") == 3
+
+
+@pytest.mark.slow
+def test_the_end_of_run_summary_reads_at_100_columns(cli):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "synthetic.toml"
+    out = cli("run", example, "--set", "trainer.epochs=1", "--quiet", env={"COLUMNS": "100"})
+    assert out.returncode == 0, out.stderr
+    table = [line for line in out.stdout.splitlines() if line.strip()]
+    header = next(i for i, line in enumerate(table) if line.split()[:2] == ["id", "model"])
+    end = next(i for i, line in enumerate(table) if line.startswith("best and final"))
+    assert end == header + 3 and all(len(line) <= 100 for line in table[header:end + 1]), out.stdout
+    assert "best" in table[header].split() and "best and final: valid/accuracy" in out.stdout
+    assert {"mlp", "linear"} <= set(" ".join(table[header + 1:header + 3]).split())

@@ -96,6 +96,51 @@ def test_a_foreign_host_name_is_refused(dashboard):
     assert status == 404
 
 
+@pytest.mark.parametrize("host", ["evil@127.0.0.1:{port}", "127.0.0.1:{port}@evil.example", "user:pw@localhost",
+                                  "127.0.0.1:{port}/x", "127.0.0.1 :{port}"])
+def test_a_host_header_with_userinfo_or_junk_is_a_400(dashboard, host):
+    for method in ("GET", "POST"):
+        status, _ = raw_request(dashboard.host, dashboard.port, "/api/state", method=method,
+                                headers={"Host": host.format(port=dashboard.port)})
+        assert status == 400, (host, method)
+    assert raw_request(dashboard.host, dashboard.port, "/api/state")[0] == 200
+
+
+def test_idle_connections_are_closed_and_do_not_hold_threads(workspace):
+    """50 sockets that connect and say nothing: closed after the idle timeout, while the server still
+    answers; beyond the connection limit a socket is closed at once instead of getting a thread."""
+    import socket
+    import threading
+
+    from kernel.report.server import make_server
+
+    write_run(workspace / "runs")
+    server = make_server(workspace, port=0, idle_timeout=1.0, max_connections=60)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    threads_before = threading.active_count()
+    idle = [socket.create_connection((host, port), timeout=10) for _ in range(50)]
+    try:
+        time.sleep(0.3)
+        assert threading.active_count() - threads_before <= 60
+        assert raw_request(host, port, "/api/state")[0] == 200  # the server still answers meanwhile
+        extra = [socket.create_connection((host, port), timeout=10) for _ in range(15)]
+        time.sleep(0.3)
+        assert sum(s.recv(1) == b"" for s in extra[-5:]) >= 1  # over the limit: closed at once
+        started = time.monotonic()
+        for s in idle:
+            assert s.recv(1) == b""  # closed by the server (a timeout here would raise)
+        assert time.monotonic() - started < 5
+        time.sleep(0.3)
+        assert threading.active_count() <= threads_before + 1
+        assert raw_request(host, port, "/api/state")[0] == 200
+    finally:
+        for s in idle + extra:
+            s.close()
+        server.shutdown()
+        server.server_close()
+
+
 def test_state_follows_new_epochs_and_unchanged_state_is_a_304(dashboard, store):
     status, body = raw_request(dashboard.host, dashboard.port, "/api/state")
     state = json.loads(body)
@@ -119,32 +164,46 @@ def test_read_only_refuses_control(dashboard, store):
     assert b'"token": null' in body  # the page shows no stop or resume button
 
 
-def test_stop_sends_sigint_to_a_running_runs_process(workspace, tmp_path):
-    """A stand-in for a trainer: a real process that records the SIGINT it receives."""
-    flag = tmp_path / "got-sigint"
-    trainer = subprocess.Popen([sys.executable, "-c", (
+def lock_holder(run_dir: Path, flag: Path) -> subprocess.Popen:
+    """A stand-in for a trainer: a real process that holds the run's lock, as training does, and
+    records the SIGINT it receives. It prints a line once it holds the lock."""
+    proc = subprocess.Popen([sys.executable, "-c", (
         "import pathlib, sys, time\n"
+        "from kernel.runlock import RunLock\n"
+        f"lock = RunLock({str(run_dir)!r}).acquire()\n"
+        "print('locked', flush=True)\n"
         "try:\n    time.sleep(60)\n"
-        f"except KeyboardInterrupt:\n    pathlib.Path({str(flag)!r}).write_text('stopped')\n")])
+        f"except KeyboardInterrupt:\n    pathlib.Path({str(flag)!r}).write_text('stopped')\n")],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def page_token(d) -> str:
+    page = raw_request(d.host, d.port, "/")[1].decode()
+    return page.split('"token": "', 1)[1].split('"', 1)[0]
+
+
+def test_stop_sends_sigint_to_the_process_holding_the_runs_lock(workspace, tmp_path):
+    flag = tmp_path / "got-sigint"
     store = workspace / "runs"
     write_run(store, model="mlp", quality=0.7, index=0)
+    run = write_run(store, model="vit", index=5, status="running", epochs_done=2)
+    trainer = lock_holder(run, flag)
     try:
-        run = write_run(store, model="vit", index=5, status="running", epochs_done=2, pid=trainer.pid)
-        time.sleep(0.3)  # let the interpreter start and install its SIGINT handler
         with DashboardProcess(workspace, "--allow-control") as d:
             assert "stop and resume allowed" in d.banner
             target = f"/api/runs/{run.name}/stop"
             status, body = raw_request(d.host, d.port, target, method="POST")
             assert status == 403 and b"X-Kernel-Token" in body  # another site's page has no token
-            page = raw_request(d.host, d.port, "/")[1].decode()
-            token = page.split('"token": "', 1)[1].split('"', 1)[0]
+            token = page_token(d)
             status, body = raw_request(d.host, d.port, target, method="POST", headers={"X-Kernel-Token": token})
-            assert status == 200, body
+            assert status == 200 and str(trainer.pid).encode() in body, body
             assert trainer.wait(timeout=20) == 0 and flag.read_text() == "stopped"
             other = run_id(store, "mlp")  # completed: nothing to stop, nothing to resume
             status, body = raw_request(d.host, d.port, f"/api/runs/{other}/stop", method="POST",
                                        headers={"X-Kernel-Token": token})
-            assert status == 409 and b"completed" in body
+            assert status == 409 and b"not being trained" in body and b"completed" in body
             status, body = raw_request(d.host, d.port, f"/api/runs/{other}/resume", method="POST",
                                        headers={"X-Kernel-Token": token})
             assert status == 409
@@ -152,6 +211,24 @@ def test_stop_sends_sigint_to_a_running_runs_process(workspace, tmp_path):
         if trainer.poll() is None:
             os.kill(trainer.pid, signal.SIGKILL)
             trainer.wait()
+        trainer.stdout.close()
+
+
+def test_stop_never_signals_the_process_a_planted_run_json_names(workspace):
+    """run.json is data anyone can write: naming an unrelated process in it must not get it signalled."""
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        run = write_run(workspace / "runs", model="vit", status="running", epochs_done=2, pid=victim.pid)
+        assert Dashboard(workspace).stop(run.name)[0] == 409  # in-process: no process holds the lock
+        with DashboardProcess(workspace, "--allow-control") as d:
+            status, body = raw_request(d.host, d.port, f"/api/runs/{run.name}/stop", method="POST",
+                                       headers={"X-Kernel-Token": page_token(d)})
+            assert status == 409 and b"not being trained" in body, body
+        time.sleep(0.2)
+        assert victim.poll() is None  # still sleeping: it got no signal
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 def test_a_busy_port_is_a_one_line_error(dashboard, cli):

@@ -14,7 +14,7 @@ from runstore_fixtures import append_epoch, metric_row, write_run  # noqa: E402
 
 from kernel.report.html import plotly_js_path, report_html  # noqa: E402
 from kernel.report.page import build_page, to_script_json  # noqa: E402
-from kernel.report.runs import StoreReader, load_run, read_metrics  # noqa: E402
+from kernel.report.runs import StoreReader, load_run  # noqa: E402
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_a_cut_last_line_of_metrics_is_skipped(tmp_path):
     run = write_run(tmp_path / "runs", epochs_done=2)
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"epoch": 3, "valid/accuracy": 0.')  # the trainer is writing this line now
-    assert [r["epoch"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2]
+    assert [r["epoch"] for r in load_run(run).metrics()] == [1, 2]
     assert build_page([load_run(run)])["curves"][run.name]["epoch"] == [1, 2]
 
 
@@ -66,16 +66,16 @@ def test_the_reader_sees_new_epochs_and_statuses(tmp_path):
     root = tmp_path / "runs"
     run = write_run(root, epochs_done=2, status="running", pid=__import__("os").getpid())
     reader = StoreReader(root)
-    assert len(reader.scan()[0].metrics) == 2
+    assert len(reader.scan()[0].metrics()) == 2
     append_epoch(run, metric_row(3, 0.8))
     again = reader.scan()[0]
-    assert [r["epoch"] for r in again.metrics] == [1, 2, 3]
-    assert again.info["status"] == "running"  # its process (this test) is alive
+    assert [r["epoch"] for r in again.metrics()] == [1, 2, 3]
+    assert again.status == "running"  # its process (this test) is alive
 
 
 def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
     run = write_run(tmp_path / "runs", status="running", pid=999_999_999)
-    assert load_run(run).info["status"] == "interrupted"
+    assert load_run(run).status == "interrupted"
 
 
 def test_nan_in_metrics_becomes_a_gap_not_invalid_json(tmp_path):
@@ -132,7 +132,7 @@ def test_the_report_is_one_file_with_no_external_reference(store):
     digits = next(g for g in data["groups"] if g["fingerprint"] == "3f9a1c2e7b6d")
     sample = digits["dataset"]["samples"][0]
     assert sample["input"].startswith("data:image/png;base64,")
-    assert sample["audio"][0]["src"].startswith("data:audio/wav;base64,")
+    assert sample["media"]["input"] == {"kind": "image", "src": sample["input"]}
     assert digits["dataset"]["reports"][0]["figure"].startswith("data:image/png;base64,")
 
 

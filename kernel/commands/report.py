@@ -7,7 +7,7 @@ def register(cli):
                     help="write one self-contained HTML file comparing runs",
                     description="Write one HTML file that opens offline: curves of every run overlaid, a sortable "
                                 "table of runs, parameters against the metric, the dataset's reports and samples, "
-                                "the best run's confusion matrix. Without RUN or --workflow: the runs of the "
+                                "each run's confusion matrix. Without RUN or --workflow: the runs of the "
                                 "workflow trained last.")
     p.add_argument("runs", nargs="*", metavar="RUN", help="run ids, unique id prefixes or run directories")
     p.add_argument("--workflow", help="every run of this workflow")
@@ -27,40 +27,13 @@ def register(cli):
     p.add_argument("--verbose", action="store_true", help="log every request")
 
 
-def _store_root():
-    from ..artifacts import workspace
-
-    return workspace() / "runs"
-
-
-def select_runs(root, refs, workflow):
-    """The runs a report covers: those named and those of ``workflow``; with neither, those of the
-    workflow trained last."""
-    from ..errors import KernelError, did_you_mean
-    from ..report.runs import StoreReader, resolve_runs, run_order
-
-    named = resolve_runs(root, refs) if refs else []
-    if refs and not workflow:
-        return named
-    runs = StoreReader(root).scan()
-    if not runs:
-        raise KernelError(f"no runs in {root}; train some first (`kernel run WORKFLOW.toml`), "
-                          "or set KERNEL_HOME to the workspace that holds them")
-    if workflow is None:
-        workflow = runs[-1].info.get("workflow")  # scan() is oldest first
-    chosen = [r for r in runs if r.info.get("workflow") == workflow]
-    if not chosen:
-        known = sorted({str(r.info.get("workflow")) for r in runs})
-        raise KernelError(f"no runs of workflow {workflow!r} in {root}{did_you_mean(workflow, known)}; "
-                          f"workflows with runs: {', '.join(known)}")
-    ids = {r.id for r in chosen}
-    return sorted(chosen + [r for r in named if r.id not in ids], key=run_order)
-
-
 def report_cmd(args):
     from ..report.html import write_report
+    from ..run_reader import select_runs
+    from ..store import RunStore
 
-    runs = select_runs(_store_root(), args.runs, args.workflow)
+    # the runs named and those of --workflow; with neither, those of the workflow trained last
+    runs = select_runs(RunStore(), args.runs, args.workflow, newest="workflow")
     out = write_report(runs, args.output, metric=args.metric, title=args.title)
     print(f"report of {len(runs)} run{'s' if len(runs) != 1 else ''}: {out.resolve()}")
     return 0

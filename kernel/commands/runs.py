@@ -14,15 +14,17 @@ def register(cli):
     p.add_argument("--fingerprint", help="only runs on this dataset fingerprint")
     p.add_argument("--limit", type=int, help="at most this many runs")
     p.add_argument("--json", action="store_true", help="print run.json of each run as a JSON list")
+    p.add_argument("--wide", action="store_true", help="every column and whole run ids (default: the key columns)")
     p.add_argument("--reindex", action="store_true", help="rebuild runs/index.sqlite from the run folders first")
     p = cli.command("compare", "kernel.commands.runs:compare_cmd", help="compare runs side by side",
                     description="Runs side by side: settings that differ, best and final metrics, epochs, "
                                 "time, parameter count. Without RUN, the runs on the newest run's dataset.")
     p.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or unique prefixes)")
-    p.add_argument("--workflow", help="only runs of this workflow (when no RUN is given)")
+    p.add_argument("--workflow", help="every run of this workflow (with RUN: added to them)")
     p.add_argument("--sort", metavar="COLUMN", help="sort by a column; prefix '-' for descending")
-    p.add_argument("--csv", action="store_true", help="print CSV")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--csv", action="store_true", help="print CSV (every column)")
+    p.add_argument("--json", action="store_true", help="print JSON (every column)")
+    p.add_argument("--wide", action="store_true", help="every column and whole run ids (default: the key columns)")
     p.add_argument("--plot", metavar="PNG", help="write the runs' curves overlaid to this PNG")
     p.add_argument("--metric", help="the metric to plot (default: every valid/ metric)")
     p.add_argument("--export-curves", metavar="CSV", help="write every epoch's metrics of the runs to a CSV")
@@ -48,36 +50,46 @@ def runs_cmd(args):
     if not infos:
         print("no runs yet; `kernel run FILE` trains a workflow's models")
         return 0
-    from rich.table import Table
+    from ..compare import _cell, print_table, rich_table
+    from ..run_reader import run_folders, short_ids
 
-    from ..compare import _cell, print_table
-
-    table = Table(box=None, pad_edge=False)
-    for c in ("id", "workflow", "model", "status", "epochs", "monitor", "best", "time_s", "created"):
-        table.add_column(c, overflow="fold")
+    rows = []
     for i in infos:
         best = (i.get("best") or {}).get(i.get("monitor"))
-        epochs = f"{i.get('epochs_done', 0)}/{i.get('epochs') or '?'}"
-        status = i["status"] + (f" ({i['reason']})" if i.get("reason") and i["status"] != "completed" else "")
-        table.add_row(i["id"], i.get("workflow"), i.get("model"), status, epochs, i.get("monitor") or "",
-                      _cell(best), _cell(i.get("duration_s")), i.get("created"))
-    print_table(table)
+        rows.append({"id": i["id"], "workflow": i.get("workflow"), "model": i.get("model"), "status": i["status"],
+                     "epochs": f"{i.get('epochs_done', 0)}/{i.get('epochs') or '?'}", "monitor": i.get("monitor") or "",
+                     "best": _cell(best), "time_s": _cell(i.get("duration_s")), "created": i.get("created"),
+                     "reason": i.get("reason") if i["status"] != "completed" else None})
+    if args.wide:
+        columns, ids = ["id", "workflow", "model", "status", "epochs", "monitor", "best", "time_s", "created", "reason"], None
+    else:  # what reads in 100 columns: ids as their shortest unique end (which compare and report accept)
+        monitors = {r["monitor"] for r in rows}
+        if len(monitors) == 1:  # one monitor: named in the header, not on every line
+            for r in rows:
+                r[f"best {r['monitor']}"] = r["best"]
+        columns = ["id", "workflow", "model", "status", "epochs",
+                   f"best {monitors.pop()}" if len(monitors) == 1 else "best", "time_s"]
+        ids = short_ids([r["id"] for r in rows], among=[p.name for p in run_folders(store.root)])
+    print_table(rich_table(columns, rows, ids))
     return 0
 
 
 def compare_cmd(args):
     from .. import compare as C
-    from ..store import Run, RunStore
+    from ..run_reader import run_folders, select_runs, short_ids
+    from ..store import RunStore
 
     store = RunStore()
-    infos = C.select_runs(store, args.runs, args.any_dataset, args.workflow)
-    columns, rows = C.compare_rows(infos)
+    runs = select_runs(store, args.runs, args.workflow, newest="dataset", any_dataset=args.any_dataset)
+    if not args.runs:
+        runs = runs[::-1]  # newest first, as `kernel runs` lists them
+    columns, rows = C.compare_rows(runs)
     if args.sort:
         rows = C.sort_rows(columns, rows, args.sort)
         order = [r["id"] for r in rows]
-        infos = sorted(infos, key=lambda i: order.index(i["id"]))
+        runs = sorted(runs, key=lambda r: order.index(r.id))
     if args.plot or args.export_curves:
-        histories = [Run(store.root / i["id"], i, store).metrics() for i in infos]
+        infos, histories = [r.info for r in runs], [r.metrics() for r in runs]
         if args.plot:
             C.plot_curves(infos, histories, args.plot, args.metric)
             print(f"curves written to {args.plot}", file=sys.stderr)
@@ -88,8 +100,11 @@ def compare_cmd(args):
         print(json.dumps({"columns": columns, "rows": rows}, indent=2, default=str))
     elif args.csv:
         C.write_csv(columns, rows, sys.stdout)
-    elif not (args.plot or args.export_curves):
+    elif args.wide:
         C.print_table(C.rich_table(columns, rows))
+    else:
+        ids = short_ids([r["id"] for r in rows], among=[p.name for p in run_folders(store.root)])
+        C.print_table(C.key_table(columns, rows, runs, ids))
     return 0
 
 

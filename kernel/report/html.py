@@ -83,20 +83,20 @@ def dashboard_html(data: dict, token: str | None, etag: str | None, interval_ms:
 def write_report(runs, path, metric: str | None = None, title: str | None = None) -> Path:
     """Write the report of ``runs`` to ``path`` (atomically) and return its path.
 
-    ``runs``: run directories (paths), ``kernel.store.Run`` objects (``Results.runs``) or
-    :class:`kernel.report.runs.RunData`. From Python: ``write_report(results.runs, "report.html")``.
+    ``runs``: :class:`kernel.store.Run` objects (``Results.runs``) or run directories (paths).
+    From Python: ``write_report(results.runs, "report.html")``.
     """
     from ..errors import KernelError
-    from ..store import write_atomic
-    from .runs import RunData, load_run
+    from ..run_reader import open_run
+    from ..store import Run, write_atomic
 
     loaded = []
     for item in runs:
-        if isinstance(item, RunData):
+        if isinstance(item, Run):
             loaded.append(item)
             continue
-        folder = Path(getattr(item, "dir", item))
-        run = load_run(folder)
+        folder = Path(item)
+        run = open_run(folder)
         if run is None:
             raise KernelError(f"cannot read {folder / 'run.json'}: it is missing or not valid JSON")
         loaded.append(run)

@@ -11,11 +11,12 @@ import colorsys
 import datetime as dt
 import json
 import math
-import re
 from pathlib import Path
 from typing import Callable
 
-from .runs import RunData, read_json
+from ..metric_mode import mode_for
+from ..run_reader import _dict, read_json, settings, short_ids
+from ..store import Run
 
 #: Curves' colours: Tableau 10 first (distinct, colour-blind friendly), then golden-angle hues.
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -24,12 +25,18 @@ PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
 MAX_SAMPLES = 16
 #: Keys of a metrics row that are bookkeeping, not metrics.
 NOT_METRICS = {"epoch", "step", "time", "elapsed_s"}
-_MINIMISED = re.compile(r"loss|error|mse|mae|rmse|perplexity|cer|wer|nll|distance", re.I)
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
          ".svg": "image/svg+xml", ".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
          ".flac": "audio/flac", ".json": "application/json", ".txt": "text/plain; charset=utf-8"}
+#: How the page shows a rendered file, by its suffix: whatever a renderer writes (an image, a sound,
+#: an HTML fragment) is shown without the report knowing the domain it comes from.
+MEDIA_KINDS = {".png": "image", ".jpg": "image", ".jpeg": "image", ".gif": "image", ".svg": "image",
+               ".wav": "audio", ".ogg": "audio", ".flac": "audio", ".mp3": "audio",
+               ".html": "html", ".htm": "html"}
+#: An HTML rendering is inlined into a sandboxed frame; beyond this size it is left out.
+MAX_HTML_BYTES = 512 * 1024
 
-Link = Callable[[RunData, str], "str | None"]
+Link = Callable[[Run, str], "str | None"]
 
 
 def colour(i: int) -> str:
@@ -43,7 +50,7 @@ def mime_type(name: str) -> str | None:
     return _MIME.get(Path(name).suffix.lower())
 
 
-def inline_link(run: RunData, relative: str) -> str | None:
+def inline_link(run: Run, relative: str) -> str | None:
     """A file of the run's artifacts as a ``data:`` URI (the report must not reference any file)."""
     path = run.artifacts / relative
     kind = mime_type(relative)
@@ -56,26 +63,6 @@ def inline_link(run: RunData, relative: str) -> str | None:
     return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def mode_for(metric: str, run_info: dict | None = None) -> str:
-    """Whether a metric is better high or low: the run's own ``mode`` for its monitor, else by name."""
-    if run_info and run_info.get("monitor") == metric and run_info.get("mode") in ("min", "max"):
-        return run_info["mode"]
-    return "min" if _MINIMISED.search(metric or "") else "max"
-
-
-def flatten(value, prefix: str = "", out: dict | None = None) -> dict:
-    """Nested parameters as dotted keys with scalar values (lists and other values as JSON text)."""
-    out = {} if out is None else out
-    if isinstance(value, dict):
-        for key, item in value.items():
-            flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
-    elif isinstance(value, (str, int, float, bool)) or value is None:
-        out[prefix] = value
-    else:
-        out[prefix] = json.dumps(value, default=str, sort_keys=True)
-    return out
-
-
 def _number(value):
     """A finite number, or None (a diverged loss logs NaN: a gap in the curve, not a broken page)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -83,17 +70,14 @@ def _number(value):
     return None
 
 
-def _dict(value) -> dict:
-    """A field that should be a dict; anything else (a damaged or foreign run.json) reads as empty."""
-    return value if isinstance(value, dict) else {}
-
-
-def curves(run: RunData) -> dict:
+def curves(run: Run) -> dict:
     """The run's metric rows as columns: ``{"epoch": [...], "valid/loss": [...], ...}`` (nulls for gaps).
 
     A resumed run may log an epoch again: the last row for an epoch wins."""
     by_epoch: dict = {}
-    for row in run.metrics:
+    for row in run.metrics():
+        if not isinstance(row, dict):
+            continue
         epoch = _number(row.get("epoch"))
         if epoch is not None:
             by_epoch[epoch] = row
@@ -109,30 +93,44 @@ def curves(run: RunData) -> dict:
     return out
 
 
-def summarise(run: RunData, index: int, columns: dict) -> dict:
+def display_settings(info: dict) -> dict:
+    """The run's settings (:func:`kernel.run_reader.settings`) under the names the page shows: the
+    component as ``model``, model parameters by their own name, ``trainer.*`` and ``seed`` as they are."""
+    out = {}
+    for key, value in settings(info).items():
+        if key == "use":
+            if value:
+                out["model"] = value
+        else:
+            out[key[len("params."):] if key.startswith("params.") else key] = value
+    return out
+
+
+def summarise(run: Run, index: int, columns: dict) -> dict:
     """One run's row: identity, status, settings, sizes and times (the page picks metrics from curves)."""
     info = run.info
-    params = flatten(_dict(info.get("params")))
-    if info.get("use"):
-        params = {"model": info["use"], **params}
-    trainer = {k: v for k, v in _dict(info.get("defaults")).items() if k not in ("device", "num_workers")}
-    params.update(flatten(trainer, "trainer"))
-    if "seed" in info:
-        params["seed"] = info["seed"]
     elapsed = [v for v in columns.get("elapsed_s", []) if v is not None]
     duration = _number(info.get("duration_s"))
     return {
         "id": run.id, "label": str(info.get("model") or run.id), "color": colour(index),
         "workflow": str(info.get("workflow") or ""), "tags": [str(t) for t in info.get("tags") or [] if isinstance(info.get("tags"), list)],
-        "fingerprint": str(info.get("fingerprint") or "unknown"), "status": info.get("status"),
+        "fingerprint": str(info.get("fingerprint") or "unknown"), "status": _status(run),
         "reason": info.get("reason"), "created": info.get("created"), "started": info.get("started"),
         "ended": info.get("ended"), "duration_s": duration if duration is not None else (elapsed[-1] if elapsed else None),
         "epochs": _number(info.get("epochs")), "epochs_done": max(_number(info.get("epochs_done")) or 0, len(columns["epoch"])),  # run.json may lag
         "param_count": _number(info.get("param_count")), "monitor": info.get("monitor") if isinstance(info.get("monitor"), str) else None,
         "mode": info.get("mode") if info.get("mode") in ("min", "max") else None,
-        "best": _dict(info.get("best")), "final": _dict(info.get("final")), "params": params,
+        "best": _dict(info.get("best")), "final": _dict(info.get("final")), "params": display_settings(info),
         "baseline": _baseline(info.get("baseline")),
     }
+
+
+def _status(run: Run) -> str:
+    """The store's own rule (a run marked running whose process is gone reads as interrupted)."""
+    try:
+        return str(run.status or "unknown")
+    except Exception:  # a damaged pid or host field must not break the page
+        return str(run.info.get("status") or "unknown")
 
 
 def _baseline(value) -> dict | None:
@@ -155,7 +153,31 @@ def best_value(summary: dict, columns: dict, metric: str):
     return None, None
 
 
-def _samples(run: RunData, link: Link) -> list:
+def media_kind(name: str) -> str | None:
+    return MEDIA_KINDS.get(Path(name).suffix.lower())
+
+
+def _media(run: Run, name, link: Link) -> dict | None:
+    """One rendered file of a sample as the page shows it: ``{"kind", "src"}`` for images and sounds,
+    ``{"kind": "html", "html"}`` for HTML (inlined, shown in a sandboxed frame), None for the rest."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    kind = media_kind(name)
+    if kind == "html":
+        path = run.artifacts / "samples" / name
+        try:
+            if path.stat().st_size > MAX_HTML_BYTES:
+                return None
+            return {"kind": "html", "html": path.read_text(encoding="utf-8", errors="replace")}
+        except OSError:
+            return None
+    src = link(run, f"samples/{name}") if kind else None
+    return {"kind": kind, "src": src} if src else None
+
+
+def _samples(run: Run, link: Link) -> list:
+    """The run's rendered samples (``artifacts/samples/samples.json``): each role names a file, shown
+    by its suffix (:data:`MEDIA_KINDS`), and may have a text (a label) beside it."""
     entries = read_json(run.artifacts / "samples" / "samples.json")
     if not isinstance(entries, list):
         return []
@@ -163,21 +185,19 @@ def _samples(run: RunData, link: Link) -> list:
     for entry in entries[:MAX_SAMPLES]:
         if not isinstance(entry, dict):
             continue
-        item = {"index": entry.get("index"), "split": entry.get("split")}
+        item = {"index": entry.get("index"), "split": entry.get("split"), "media": {}}
         for role in ("input", "target", "prediction"):
-            name = entry.get(role)
-            item[role] = link(run, f"samples/{name}") if isinstance(name, str) and name else None
+            media = _media(run, entry.get(role), link)
+            if media:
+                item["media"][role] = media
+            item[role] = media.get("src") if media else None
             text = entry.get(f"{role}_text")
             item[f"{role}_text"] = str(text) if text is not None else None
-        # sounds: "audio" (the sample's WAV) and "<role>_audio", played with an <audio> element
-        item["audio"] = [{"role": key[:-6] if key.endswith("_audio") else "input", "src": link(run, f"samples/{name}")}
-                         for key, name in entry.items()
-                         if (key == "audio" or key.endswith("_audio")) and isinstance(name, str) and name]
         out.append(item)
     return out
 
 
-def _reports(run: RunData, link: Link) -> list:
+def _reports(run: Run, link: Link) -> list:
     folder = run.artifacts / "reports"
     try:
         files = sorted(folder.glob("*.json"))
@@ -197,7 +217,7 @@ def _reports(run: RunData, link: Link) -> list:
     return out
 
 
-def _confusion(run: RunData) -> dict | None:
+def _confusion(run: Run) -> dict | None:
     data = read_json(run.artifacts / "confusion_matrix.json")
     if not isinstance(data, dict) or not isinstance(data.get("matrix"), list):
         return None
@@ -208,9 +228,9 @@ def _confusion(run: RunData) -> dict | None:
     return {"run": run.id, "classes": [str(c) for c in classes], "matrix": matrix}
 
 
-def group_runs(runs: list[RunData], summaries: dict, all_curves: dict, metric: str | None, link: Link) -> list:
+def group_runs(runs: list[Run], summaries: dict, all_curves: dict, metric: str | None, link: Link) -> list:
     """Runs by dataset fingerprint (runs on different data are not compared), each with its dataset section."""
-    groups: dict[str, list[RunData]] = {}
+    groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(summaries[run.id]["fingerprint"], []).append(run)
     out = []
@@ -225,7 +245,7 @@ def group_runs(runs: list[RunData], summaries: dict, all_curves: dict, metric: s
             value, _ = best_value(summaries[r.id], all_curves[r.id], chosen) if chosen else (None, None)
             if value is not None:
                 ranked.append((value, r))
-        mode = mode_for(chosen or "", summaries[members[-1].id])
+        mode = mode_for(chosen, summaries[members[-1].id])
         ranked.sort(key=lambda p: p[0], reverse=(mode == "max"))
         best = ranked[0][1] if ranked else None
         # the dataset section: the best run's files first, since its samples carry predictions
@@ -243,15 +263,19 @@ def group_runs(runs: list[RunData], summaries: dict, all_curves: dict, metric: s
     return out
 
 
-def build_page(runs: list[RunData], metric: str | None = None, link: Link = inline_link,
+def build_page(runs: list[Run], metric: str | None = None, link: Link = inline_link,
                title: str | None = None, live: bool = False) -> dict:
     """Everything the page shows, as JSON-ready data."""
     all_curves = {run.id: curves(run) for run in runs}
     summaries = {run.id: summarise(run, i, all_curves[run.id]) for i, run in enumerate(runs)}
     labels = [s["label"] for s in summaries.values()]
+    shorts = short_ids([run.id for run in runs])
     for s in summaries.values():  # the same model trained twice: tell the runs apart by id
+        s["short_id"] = shorts[s["id"]]
         if labels.count(s["label"]) > 1:
             s["label"] = f"{s['label']} ({s['id'][-4:]})"
+    confusions = {run.id: c for run, c in ((run, _confusion(run)) for run in runs) if c}
+    metrics = sorted({k for columns in all_curves.values() for k in columns if k not in NOT_METRICS})
     workflows = sorted({s["workflow"] for s in summaries.values() if s["workflow"]})
     return {
         "title": title or ("kernel report: " + ", ".join(workflows) if workflows else "kernel report"),
@@ -259,6 +283,9 @@ def build_page(runs: list[RunData], metric: str | None = None, link: Link = inli
         "live": live, "metric": metric,
         "runs": [summaries[r.id] for r in runs],
         "curves": all_curves,
+        # which way each metric is better, by the kernel's one rule (the page has no word list of its own)
+        "modes": {k: mode_for(k) for k in metrics},
+        "confusions": confusions,
         "groups": group_runs(runs, summaries, all_curves, metric, link),
     }
 

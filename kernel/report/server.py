@@ -4,18 +4,24 @@ What it serves, and nothing else (anything else is 404):
 - ``/`` the page, ``/assets/{app.js,style.css,plotly.min.js}`` its code (plotly.js from the wheel);
 - ``/api/state`` the page's data as JSON (with an ETag: the page polls it, unchanged data costs a 304);
 - ``/files/<run id>/<path>`` a file under that run's ``artifacts/`` (images, sounds, reports);
-- with ``--allow-control`` only: ``POST /api/runs/<id>/stop`` (SIGINT to the run's process) and
-  ``POST /api/runs/<id>/resume`` (spawns ``kernel resume <id>``), each needing the page's token.
+- with ``--allow-control`` only: ``POST /api/runs/<id>/stop`` (SIGINT to the process that holds the
+  run's lock, :mod:`kernel.runlock`) and ``POST /api/runs/<id>/resume`` (spawns ``kernel resume <id>``),
+  each needing the page's token.
 
 Paths are checked segment by segment after percent-decoding (no ``..``, ``.``, empty segment,
 backslash or NUL), then the file is resolved and must still lie inside the run's artifacts folder,
 so neither ``/../../etc/passwd``, ``%2e%2e`` nor a symbolic link leads out of the store.
+
+A connection idle for ``IDLE_TIMEOUT_S`` is closed, and at most ``MAX_CONNECTIONS`` are served at
+once (one thread each): idle sockets cannot pile up threads. A ``Host`` header that is not a plain
+``name[:port]`` (userinfo such as ``evil@127.0.0.1``, spaces, paths) is a 400.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -29,11 +35,18 @@ from urllib.parse import quote, unquote
 
 from .html import ASSETS, DASHBOARD_POLICY, dashboard_html, plotly_js_path
 from .page import build_page, mime_type, to_json
-from .runs import RunData, StoreReader, load_run
+from ..store import Run
+from .runs import StoreReader, load_run
 
 ASSET_TYPES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
                "plotly.min.js": "text/javascript; charset=utf-8"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+#: Seconds a connection may stay silent (before its request, or between keep-alive requests).
+IDLE_TIMEOUT_S = 15.0
+#: Connections served at once; more are closed at once rather than given a thread each.
+MAX_CONNECTIONS = 64
+#: What a Host header may be: a name or IPv4 address, or an IPv6 address in brackets, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def path_segments(raw: str) -> list[str] | None:
@@ -73,7 +86,7 @@ class Dashboard:
         self._control_lock = threading.Lock()
         self._state = None
 
-    def link(self, run: RunData, relative: str) -> str | None:
+    def link(self, run: Run, relative: str) -> str | None:
         if not (run.artifacts / relative).is_file():
             return None
         return f"/files/{quote(run.id, safe='')}/" + "/".join(quote(p, safe="") for p in relative.split("/"))
@@ -108,29 +121,31 @@ class Dashboard:
 
     # -- control ---------------------------------------------------------------------------------
     def stop(self, run_id: str) -> tuple[int, dict]:
+        """SIGINT to the process that holds the run's lock, and to no other: the PID in run.json is
+        only a claim (a planted or stale run.json could name any process), the lock is the OS's word."""
+        from ..runlock import holder
+
         run = load_run(self.root / run_id)
         if run is None:
             return 404, {"error": f"no run {run_id}"}
-        info = run.info
-        if info["status"] != "running":
-            return 409, {"error": f"run {run_id} is {info['status']}, not running"}
-        if info.get("host") != socket.gethostname():
-            return 409, {"error": f"run {run_id} runs on host {info.get('host')}, not here"}
+        pid = holder(run.dir)
+        if pid is None:
+            return 409, {"error": f"run {run_id} is not being trained (no process holds its lock; it is {run.status})"}
         try:
-            os.kill(int(info["pid"]), signal.SIGINT)
-        except (ProcessLookupError, KeyError, TypeError, ValueError) as exc:
-            return 409, {"error": f"run {run_id} has no live process ({exc})"}
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            return 409, {"error": f"run {run_id} is not being trained (process {pid} has just ended)"}
         except PermissionError:
-            return 403, {"error": f"not allowed to signal process {info['pid']} of run {run_id}"}
-        return 200, {"message": f"asked run {run_id} to stop (SIGINT to process {info['pid']}); "
+            return 403, {"error": f"not allowed to signal process {pid} of run {run_id}"}
+        return 200, {"message": f"asked run {run_id} to stop (SIGINT to process {pid}); "
                                 "it stops after the current batch and can be resumed"}
 
     def resume(self, run_id: str) -> tuple[int, dict]:
         run = load_run(self.root / run_id)
         if run is None:
             return 404, {"error": f"no run {run_id}"}
-        if run.info["status"] not in ("interrupted", "failed"):
-            return 409, {"error": f"run {run_id} is {run.info['status']}; only interrupted or failed runs resume"}
+        if run.status not in ("interrupted", "failed"):
+            return 409, {"error": f"run {run_id} is {run.status}; only interrupted or failed runs resume"}
         with self._control_lock:
             previous = self.resumes.get(run_id)
             if previous is not None and previous.poll() is None:
@@ -153,6 +168,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "kernel-dashboard"
     dashboard: Dashboard  # set on the subclass made by make_server
     quiet = True
+    timeout = IDLE_TIMEOUT_S  # socket timeout: a silent connection is closed (StreamRequestHandler)
+    protocol_version = "HTTP/1.0"  # one request per connection: no keep-alive socket waits for more
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         if not self.quiet:
@@ -177,6 +194,11 @@ class Handler(BaseHTTPRequestHandler):
     def _not_found(self, head: bool = False):
         self._send(404, b"not found\n", "text/plain; charset=utf-8", head=head)
 
+    def _host_valid(self) -> bool:
+        """A Host header, when given, is ``name[:port]``: no userinfo (``evil@127.0.0.1``), no path."""
+        host = self.headers.get("Host")
+        return host is None or _HOST.fullmatch(host.strip()) is not None
+
     def _host_ok(self) -> bool:
         """On a loopback address, only loopback names are accepted (no DNS rebinding to this server)."""
         if self.dashboard.bound_host not in LOOPBACK:
@@ -184,6 +206,13 @@ class Handler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").strip()
         name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
         return name in LOOPBACK
+
+    def _bad_host(self, head: bool = False) -> bool:
+        """Answer 400 to a malformed Host header; True when answered."""
+        if self._host_valid():
+            return False
+        self._send(400, b"bad Host header\n", "text/plain; charset=utf-8", head=head)
+        return True
 
     # -- methods ---------------------------------------------------------------------------------
     def do_HEAD(self):
@@ -193,6 +222,8 @@ class Handler(BaseHTTPRequestHandler):
         self._get(head=False)
 
     def _get(self, head: bool):
+        if self._bad_host(head):
+            return None
         segments = path_segments(self.path)
         if segments is None or not self._host_ok():
             return self._not_found(head)
@@ -221,6 +252,8 @@ class Handler(BaseHTTPRequestHandler):
         return self._not_found(head)
 
     def do_POST(self):
+        if self._bad_host():
+            return None
         segments = path_segments(self.path)
         if segments is None or not self._host_ok():
             return self._not_found()
@@ -245,13 +278,43 @@ class Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
 
 
+class DashboardServer(ThreadingHTTPServer):
+    """One thread per connection, but at most ``max_connections`` at once: the rest are closed at
+    once, so idle sockets cannot hold an unbounded number of threads."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    max_connections = MAX_CONNECTIONS
+
+    def __init__(self, *args, **kwargs):
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: refuse this one rather than queue a thread for it
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 def make_server(workspace: Path, host: str = "127.0.0.1", port: int = 8787, allow_control: bool = False,
-                metric: str | None = None, interval_ms: int = 2000, quiet: bool = True) -> ThreadingHTTPServer:
+                metric: str | None = None, interval_ms: int = 2000, quiet: bool = True,
+                idle_timeout: float = IDLE_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> ThreadingHTTPServer:
     """A started-but-not-serving dashboard server (call ``serve_forever``); port 0 picks a free port."""
     dashboard = Dashboard(workspace, allow_control, metric, interval_ms, host)
-    handler = type("DashboardHandler", (Handler,), {"dashboard": dashboard, "quiet": quiet})
-    server_class = type("DashboardServer", (ThreadingHTTPServer,),
-                        {"daemon_threads": True, "allow_reuse_address": True,
+    handler = type("DashboardHandler", (Handler,), {"dashboard": dashboard, "quiet": quiet, "timeout": idle_timeout})
+    server_class = type("DashboardServer", (DashboardServer,),
+                        {"max_connections": max_connections,
                          "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
     server = server_class((host, port), handler)
     server.dashboard = dashboard
