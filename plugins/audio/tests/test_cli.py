@@ -86,8 +86,9 @@ def assert_one_clear_line(proc, *words):
     output = proc.stderr + proc.stdout
     assert proc.returncode == 2, output
     assert "Traceback" not in output
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("kernel: error:"), output
+    # setup progress ("kernel: building dataset ...") may come first; the error is one line, the last
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("kernel: error")]
+    assert len(lines) == 1 and proc.stderr.strip().splitlines()[-1] == lines[0], output
     for word in words:
         assert word in lines[0], f"{word!r} missing from: {lines[0]}"
 

@@ -4,10 +4,7 @@ import os
 import pytest
 import torch
 
-from kernel import KernelError
-from kernel.build import prepare
-from kernel.data import forward
-from kernel.workflow import Workflow
+from kernel import KernelError, prepare, forward, Workflow
 from plugin_audio import models
 
 SAMPLES = os.path.join(os.path.dirname(models.__file__), "samples")

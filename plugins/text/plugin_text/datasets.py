@@ -83,7 +83,7 @@ def _files(path, valid_path, test_path) -> dict:
 def csv_dataset(path: str, text_column: str | int = "text", label_column: str | int = "label",
                 valid_path: str | None = None, test_path: str | None = None, header: bool = True,
                 delimiter: str = ",", encoding: str = "utf-8", classes: list[str] | None = None,
-                on_bad_row: str = "error"):
+                on_bad: str = "error"):
     """Labelled texts from a CSV file (and optional validation and test files of the same shape).
 
     Args:
@@ -96,19 +96,19 @@ def csv_dataset(path: str, text_column: str | int = "text", label_column: str | 
         delimiter: the field separator.
         encoding: the files' text encoding.
         classes: the labels in class order; default: the training file's labels, sorted.
-        on_bad_row: "error" stops at the first bad row (empty text, bytes that are not text, wrong
+        on_bad: "error" stops at the first bad row (empty text, bytes that are not text, wrong
             number of fields); "skip" leaves bad rows out and prints how many.
     """
     who = "text.tsv" if delimiter == "\t" else "text.csv"
     rows = {split: (file, read_delimited(file, text_column, label_column, delimiter, header, encoding,
-                                         on_bad_row, who))
+                                         on_bad, who))
             for split, file in _files(path, valid_path, test_path).items()}
     return labelled(rows, classes, who)
 
 
 def tsv_dataset(path: str, text_column: str | int = "text", label_column: str | int = "label",
                 valid_path: str | None = None, test_path: str | None = None, header: bool = True,
-                encoding: str = "utf-8", classes: list[str] | None = None, on_bad_row: str = "error"):
+                encoding: str = "utf-8", classes: list[str] | None = None, on_bad: str = "error"):
     """Labelled texts from a tab-separated file; the settings are those of ``text.csv``.
 
     Args:
@@ -120,15 +120,15 @@ def tsv_dataset(path: str, text_column: str | int = "text", label_column: str | 
         header: whether the first line names the columns.
         encoding: the files' text encoding.
         classes: the labels in class order; default: the training file's labels, sorted.
-        on_bad_row: "error" or "skip" (see text.csv).
+        on_bad: "error" or "skip" (see text.csv).
     """
     return csv_dataset(path, text_column, label_column, valid_path, test_path, header, "\t", encoding,
-                       classes, on_bad_row)
+                       classes, on_bad)
 
 
 def jsonl_dataset(path: str, text_field: str = "text", label_field: str = "label",
                   valid_path: str | None = None, test_path: str | None = None, encoding: str = "utf-8",
-                  classes: list[str] | None = None, on_bad_row: str = "error"):
+                  classes: list[str] | None = None, on_bad: str = "error"):
     """Labelled texts from a JSON Lines file (one object per line).
 
     Args:
@@ -139,23 +139,23 @@ def jsonl_dataset(path: str, text_field: str = "text", label_field: str = "label
         test_path: a test file.
         encoding: the files' text encoding.
         classes: the labels in class order; default: the training file's labels, sorted.
-        on_bad_row: "error" stops at the first bad line; "skip" leaves bad lines out and prints how many.
+        on_bad: "error" stops at the first bad line; "skip" leaves bad lines out and prints how many.
     """
-    rows = {split: (file, read_jsonl(file, text_field, label_field, encoding, on_bad_row))
+    rows = {split: (file, read_jsonl(file, text_field, label_field, encoding, on_bad))
             for split, file in _files(path, valid_path, test_path).items()}
     return labelled(rows, classes, "text.jsonl")
 
 
-def folder_dataset(root: str, extension: str = ".txt", encoding: str = "utf-8", on_bad_row: str = "error"):
+def folder_dataset(root: str, extension: str = ".txt", encoding: str = "utf-8", on_bad: str = "error"):
     """Texts in one folder per class: ``root/<class name>/*.txt``.
 
     Args:
         root: the folder holding one sub-folder per class.
         extension: the files to read.
         encoding: the files' text encoding.
-        on_bad_row: "error" stops at the first empty or undecodable file; "skip" leaves them out.
+        on_bad: "error" stops at the first empty or undecodable file; "skip" leaves them out.
     """
-    rows = read_folder(root, extension, encoding, on_bad_row, "text.folder")
+    rows = read_folder(root, extension, encoding, on_bad, "text.folder")
     return labelled({"train": (root, rows)}, None, "text.folder")
 
 
@@ -187,35 +187,35 @@ def layout(root, folder: str, files: list[str], who: str, archive: str | None = 
 AG_NEWS_CLASSES = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
 
 
-def ag_news(root: str = "data/ag_news_csv", on_bad_row: str = "error"):
+def ag_news(root: str = "data/ag_news_csv", on_bad: str = "error"):
     """AG News (4 topics) from the official ``ag_news_csv`` folder: ``train.csv``, ``test.csv``,
     rows of class index (1-4), title, description; the text is title and description.
 
     Args:
         root: the ``ag_news_csv`` folder (or the folder holding it).
-        on_bad_row: "error" or "skip" (see text.csv).
+        on_bad: "error" or "skip" (see text.csv).
     """
     place = layout(root, "ag_news_csv", ["train.csv", "test.csv"], "text.ag_news",
                    "ag_news_csv.tgz")
-    rows = {s: (place / f"{s}.csv", read_delimited(place / f"{s}.csv", 1, 0, header=False, on_bad_row=on_bad_row,
+    rows = {s: (place / f"{s}.csv", read_delimited(place / f"{s}.csv", 1, 0, header=False, on_bad=on_bad,
                                                    who="text.ag_news", join_columns=(2,)))
             for s in ("train", "test")}
     return labelled(rows, list(AG_NEWS_CLASSES), "text.ag_news", AG_NEWS_CLASSES)
 
 
-def yelp_review_polarity(root: str = "data/yelp_review_polarity_csv", on_bad_row: str = "error"):
+def yelp_review_polarity(root: str = "data/yelp_review_polarity_csv", on_bad: str = "error"):
     """Yelp review polarity from the official ``yelp_review_polarity_csv`` folder: ``train.csv``,
     ``test.csv``, rows of class (1 negative, 2 positive) and review text (newlines written ``\\n``).
 
     Args:
         root: the ``yelp_review_polarity_csv`` folder (or the folder holding it).
-        on_bad_row: "error" or "skip" (see text.csv).
+        on_bad: "error" or "skip" (see text.csv).
     """
     place = layout(root, "yelp_review_polarity_csv", ["train.csv", "test.csv"], "text.yelp_review_polarity",
                    "yelp_review_polarity_csv.tgz")
     rows = {}
     for s in ("train", "test"):
-        found = read_delimited(place / f"{s}.csv", 1, 0, header=False, on_bad_row=on_bad_row,
+        found = read_delimited(place / f"{s}.csv", 1, 0, header=False, on_bad=on_bad,
                                who="text.yelp_review_polarity")
         rows[s] = (place / f"{s}.csv", [(t.replace("\\n", "\n"), y) for t, y in found])
     return labelled(rows, ["1", "2"], "text.yelp_review_polarity", {"1": "negative", "2": "positive"})
@@ -225,38 +225,38 @@ DBPEDIA_CLASSES = ["Company", "EducationalInstitution", "Artist", "Athlete", "Of
                    "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork"]
 
 
-def dbpedia(root: str = "data/dbpedia_csv", on_bad_row: str = "error"):
+def dbpedia(root: str = "data/dbpedia_csv", on_bad: str = "error"):
     """DBpedia ontology (14 classes) from the official ``dbpedia_csv`` folder: ``train.csv``,
     ``test.csv`` (class 1-14, title, abstract) and ``classes.txt`` (one class name per line).
 
     Args:
         root: the ``dbpedia_csv`` folder (or the folder holding it).
-        on_bad_row: "error" or "skip" (see text.csv).
+        on_bad: "error" or "skip" (see text.csv).
     """
     place = layout(root, "dbpedia_csv", ["train.csv", "test.csv"], "text.dbpedia", "dbpedia_csv.tar.gz")
     names = DBPEDIA_CLASSES
     if (place / "classes.txt").is_file():
         text, _ = read_text(place / "classes.txt", "utf-8", "text.dbpedia")
         names = [line.strip() for line in text.splitlines() if line.strip()] or names
-    rows = {s: (place / f"{s}.csv", read_delimited(place / f"{s}.csv", 1, 0, header=False, on_bad_row=on_bad_row,
+    rows = {s: (place / f"{s}.csv", read_delimited(place / f"{s}.csv", 1, 0, header=False, on_bad=on_bad,
                                                    who="text.dbpedia", join_columns=(2,)))
             for s in ("train", "test")}
     mapping = {str(i + 1): name for i, name in enumerate(names)}
     return labelled(rows, list(mapping), "text.dbpedia", mapping)
 
 
-def imdb(root: str = "data/aclImdb", on_bad_row: str = "error"):
+def imdb(root: str = "data/aclImdb", on_bad: str = "error"):
     """IMDB movie reviews (neg/pos) from the official ``aclImdb`` folder:
     ``train/neg``, ``train/pos``, ``test/neg``, ``test/pos``, one ``.txt`` file per review
     (``train/unsup`` is not read).
 
     Args:
         root: the ``aclImdb`` folder (or the folder holding it).
-        on_bad_row: "error" stops at the first empty or undecodable file; "skip" leaves them out.
+        on_bad: "error" stops at the first empty or undecodable file; "skip" leaves them out.
     """
     parts = ["train/neg", "train/pos", "test/neg", "test/pos"]
     place = layout(root, "aclImdb", parts, "text.imdb", "aclImdb_v1.tar.gz")
-    rows = {s: (place / s, read_folder(place / s, ".txt", "utf-8", on_bad_row, "text.imdb", ["neg", "pos"]))
+    rows = {s: (place / s, read_folder(place / s, ".txt", "utf-8", on_bad, "text.imdb", ["neg", "pos"]))
             for s in ("train", "test")}
     return labelled(rows, ["neg", "pos"], "text.imdb")
 
@@ -264,7 +264,7 @@ def imdb(root: str = "data/aclImdb", on_bad_row: str = "error"):
 TREC_FILES = {"train": "train_5500.label", "test": "TREC_10.label"}
 
 
-def trec(root: str = "data/trec", fine: bool = False, encoding: str = "latin-1", on_bad_row: str = "error"):
+def trec(root: str = "data/trec", fine: bool = False, encoding: str = "latin-1", on_bad: str = "error"):
     """TREC question classification from the official files ``train_5500.label`` and
     ``TREC_10.label``: lines ``COARSE:fine question``.
 
@@ -272,14 +272,14 @@ def trec(root: str = "data/trec", fine: bool = False, encoding: str = "latin-1",
         root: the folder holding the two files.
         fine: use the 50 fine classes (``HUM:ind``) instead of the 6 coarse ones (``HUM``).
         encoding: the official files are Latin-1.
-        on_bad_row: "error" or "skip" (see text.csv).
+        on_bad: "error" or "skip" (see text.csv).
     """
     place = layout(root, "trec", list(TREC_FILES.values()), "text.trec")
     rows = {}
     for split, name in TREC_FILES.items():
         file = place / name
         text, clean = read_text(file, encoding, "text.trec")
-        bad = BadRows(file, on_bad_row, "text.trec")
+        bad = BadRows(file, on_bad, "text.trec")
         found = []
         for line_no, line in enumerate(text.splitlines(), 1):
             if not line.strip():

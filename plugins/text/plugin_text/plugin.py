@@ -29,7 +29,7 @@ def _sample(*parts):
 @hookimpl
 def kernel_datasets():
     d = P + "datasets:"
-    on_bad = "; on_bad_row = \"skip\" leaves bad rows out"
+    on_bad = "; on_bad = \"skip\" leaves bad rows out"
     return [
         Component("text.csv", d + "csv_dataset", "Labelled texts from a CSV file (text and label columns)" + on_bad,
                   tags=TAGS, example={"path": _sample("reviews.csv")}),

@@ -2,7 +2,7 @@
 
 Every reader returns ``(text, label)`` string pairs. A bad row (empty text, bytes that are not
 UTF-8, a row with the wrong number of fields, a missing label) stops reading with a
-``KernelError`` naming the file and line, unless the user chose ``on_bad_row = "skip"``: then the
+``KernelError`` naming the file and line, unless the user chose ``on_bad = "skip"``: then the
 row is left out and the count of skipped rows is printed once per file, with the first reason.
 """
 from __future__ import annotations
@@ -15,22 +15,22 @@ from pathlib import Path
 
 from kernel import KernelError
 
-ON_BAD_ROW = ("error", "skip")
+ON_BAD = ("error", "skip")
 
 
 class BadRows:
-    """Raise on the first bad row, or count them (``on_bad_row="skip"``)."""
+    """Raise on the first bad row, or count them (``on_bad="skip"``)."""
 
-    def __init__(self, file, on_bad_row: str, who: str):
-        if on_bad_row not in ON_BAD_ROW:
-            raise KernelError(f"{who}: on_bad_row must be 'error' or 'skip', not {on_bad_row!r}")
-        self.file, self.skip, self.who = Path(file), on_bad_row == "skip", who
+    def __init__(self, file, on_bad: str, who: str):
+        if on_bad not in ON_BAD:
+            raise KernelError(f"{who}: on_bad must be 'error' or 'skip', not {on_bad!r}")
+        self.file, self.skip, self.who = Path(file), on_bad == "skip", who
         self.count, self.first = 0, None
 
     def __call__(self, where: str, why: str):
         message = f"{self.file} {where}: {why}"
         if not self.skip:
-            raise KernelError(f"{self.who}: {message} (fix the file, or set on_bad_row = \"skip\" to leave "
+            raise KernelError(f"{self.who}: {message} (fix the file, or set on_bad = \"skip\" to leave "
                               f"such rows out)")
         self.count += 1
         self.first = self.first or f"{where}: {why}"
@@ -85,11 +85,11 @@ def column_index(header: list[str] | None, column, role: str, file, who: str) ->
 
 
 def read_delimited(file, text_column, label_column, delimiter: str = ",", header: bool = True,
-                   encoding: str = "utf-8", on_bad_row: str = "error", who: str = "text.csv",
+                   encoding: str = "utf-8", on_bad: str = "error", who: str = "text.csv",
                    join_columns: tuple = ()) -> list[tuple[str, str]]:
     """``(text, label)`` rows of a CSV/TSV file. ``join_columns``: more text columns appended with a space."""
     text, clean = read_text(file, encoding, who)
-    bad = BadRows(file, on_bad_row, who)
+    bad = BadRows(file, on_bad, who)
     csv.field_size_limit(2**31 - 1)  # long reviews are normal
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     names = None
@@ -135,11 +135,11 @@ def read_delimited(file, text_column, label_column, delimiter: str = ",", header
     return rows
 
 
-def read_jsonl(file, text_field: str, label_field: str, encoding: str = "utf-8", on_bad_row: str = "error",
+def read_jsonl(file, text_field: str, label_field: str, encoding: str = "utf-8", on_bad: str = "error",
                who: str = "text.jsonl") -> list[tuple[str, str]]:
     """``(text, label)`` pairs from a file of one JSON object per line."""
     text, clean = read_text(file, encoding, who)
-    bad = BadRows(file, on_bad_row, who)
+    bad = BadRows(file, on_bad, who)
     rows, seen_fields = [], None
     for line_no, line in enumerate(text.splitlines(), 1):
         where = f"line {line_no}"
@@ -180,7 +180,7 @@ def read_jsonl(file, text_field: str, label_field: str, encoding: str = "utf-8",
     return rows
 
 
-def read_folder(root, extension: str, encoding: str, on_bad_row: str, who: str,
+def read_folder(root, extension: str, encoding: str, on_bad: str, who: str,
                 classes: list[str] | None = None) -> list[tuple[str, str]]:
     """``(text, class folder name)`` for every file in ``root/<class>/``."""
     root = Path(root)
@@ -190,7 +190,7 @@ def read_folder(root, extension: str, encoding: str, on_bad_row: str, who: str,
     if not folders:
         raise KernelError(f"{who}: {root} has no sub-folders; put the {extension} files of each class in "
                           f"a folder named after the class")
-    bad = BadRows(root, on_bad_row, who)
+    bad = BadRows(root, on_bad, who)
     rows = []
     for name in folders:
         folder = root / name

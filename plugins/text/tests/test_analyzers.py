@@ -8,9 +8,7 @@ from textfiles import write_csv
 
 
 def _reports(tmp_path, train_records, valid_records, **vocab):
-    from kernel.artifacts import run_analyzers
-    from kernel.build import prepare
-    from kernel.workflow import Workflow
+    from kernel import run_analyzers, prepare, Workflow
 
     train = write_csv(tmp_path / "train.csv", train_records)
     valid = write_csv(tmp_path / "valid.csv", valid_records)
@@ -56,9 +54,7 @@ def test_coverage_is_the_unknown_share_on_valid_at_min_freq(tmp_path, min_freq, 
 
 
 def test_coverage_without_a_vocabulary_says_so(tmp_path):
-    from kernel.artifacts import run_analyzers
-    from kernel.build import prepare
-    from kernel.workflow import Workflow
+    from kernel import run_analyzers, prepare, Workflow
 
     path = write_csv(tmp_path / "r.csv", [("a b", "x"), ("c d", "y")] * 3)
     plan = prepare(Workflow(name="raw", dataset={"use": "text.csv", "path": str(path)},

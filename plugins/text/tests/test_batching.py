@@ -120,7 +120,7 @@ def test_without_bucketing_the_dataloader_batches_as_usual(tmp_path):
 def test_a_bucketed_workflow_trains_through_the_kernel(tmp_path, monkeypatch):
     """The trainer's loaders take the bucketed batches too: shuffled for training, sorted for validation."""
     import kernel
-    from kernel.workflow import Workflow
+    from kernel import Workflow
     from plugin_text import batching
 
     passes = []  # (shuffled, batches) for each pass the trainer made over a bucketed sampler

@@ -188,7 +188,7 @@ def test_a_bad_row_after_texts_with_newlines_is_named_by_its_first_line(tmp_path
     path.write_text('text,label\n"first line\nsecond line",pos\n\n"one\ntwo\nthree",neg\n"",pos\n', encoding="utf-8")
     with pytest.raises(kernel.KernelError, match="multiline.csv line 8: the text is empty"):
         kernel.create("text.csv", path=str(path))
-    ds = kernel.create("text.csv", path=str(path), on_bad_row="skip")
+    ds = kernel.create("text.csv", path=str(path), on_bad="skip")
     assert _texts(ds) == ["first line\nsecond line", "one\ntwo\nthree"]
 
 

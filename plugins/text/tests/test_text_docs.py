@@ -28,8 +28,7 @@ def test_the_docs_show_these_workflows_and_no_other():
 
 
 def test_the_docs_workflow_builds_and_fills_the_model_from_the_data():
-    from kernel.build import prepare
-    from kernel.workflow import Workflow
+    from kernel import Workflow, prepare
 
     plan = prepare(Workflow(name="docs", **tomllib.loads(_block("text.rotten_tomatoes"))))
     assert {k: len(v) for k, v in plan.data.splits.items()} == {"train": 3893, "valid": 973}
@@ -53,8 +52,7 @@ CASES = [  # (dataset, files to write in the workspace, extra --set, expected sp
 
 @pytest.mark.parametrize("use,files,extra,splits", CASES, ids=[c[0] for c in CASES])
 def test_the_docs_workflows_run(use, files, extra, splits, cli, workspace, monkeypatch):
-    from kernel.build import prepare
-    from kernel.workflow import Workflow
+    from kernel import Workflow, prepare
 
     if files:
         files(workspace)
@@ -62,7 +60,8 @@ def test_the_docs_workflows_run(use, files, extra, splits, cli, workspace, monke
     path = workspace / "docs-workflow.toml"
     path.write_text(_block(use), encoding="utf-8")
     overrides = ["trainer.epochs=1", *extra]
-    workflow = Workflow.from_file(path).with_overrides(dict(o.split("=") for o in overrides))
+    values = {key: tomllib.loads(f"v = {value}")["v"] for key, value in (o.split("=") for o in overrides)}
+    workflow = Workflow.from_file(path).with_overrides(values)
     assert {k: len(v) for k, v in prepare(workflow).data.splits.items()} == splits
     proc = cli("run", "--json", path, *[arg for o in overrides for arg in ("--set", o)])
     assert proc.returncode == 0, proc.stderr[-3000:]

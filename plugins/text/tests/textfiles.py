@@ -31,8 +31,7 @@ def write_csv(path: Path, records, header=("text", "label"), delimiter=","):
 
 def prepared(dataset: dict, models=("text.embedding_bag",)):
     """The kernel's plan for a workflow on ``dataset``: splits, fitted transforms, facts."""
-    from kernel.build import prepare
-    from kernel.workflow import Workflow
+    from kernel import prepare, Workflow
 
     return prepare(Workflow(dataset=dataset, models=[{"use": m} for m in models]))
 

@@ -155,10 +155,10 @@ def mnist5k():
 
 
 # -- image folders -------------------------------------------------------------------------------------
-ON_ERROR = ("fail", "skip")
+ON_BAD = ("error", "skip")
 
 
-def image_folder(root: str = "data/images", on_error: str = "fail", extensions: list[str] | None = None,
+def image_folder(root: str = "data/images", on_bad: str = "error", extensions: list[str] | None = None,
                  allow_empty: bool = False):
     """Images in one sub-folder per class (``root/cat/1.png``, ``root/dog/2.jpg``).
 
@@ -167,15 +167,15 @@ def image_folder(root: str = "data/images", on_error: str = "fail", extensions: 
 
     Args:
         root: the folder of class folders (or of split folders).
-        on_error: what to do with a file that is not a readable image: "fail" stops and names it,
+        on_bad: what to do with a file that is not a readable image: "error" stops and names it,
             "skip" leaves it out and counts it (the count is printed and kept in ``skipped``).
         extensions: file endings to read, e.g. [".png", ".jpg"]; default: the usual image endings.
         allow_empty: accept class folders with no image in them.
     """
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
-    if on_error not in ON_ERROR:
-        raise KernelError(f"on_error must be \"fail\" or \"skip\", not {on_error!r}")
+    if on_bad not in ON_BAD:
+        raise KernelError(f"on_bad must be \"error\" or \"skip\", not {on_bad!r}")
     folder = Path(root).expanduser()
     if not folder.is_dir():
         raise KernelError(f"image folder not found: {folder.resolve()} (vision.ImageFolder reads "
@@ -183,11 +183,11 @@ def image_folder(root: str = "data/images", on_error: str = "fail", extensions: 
     endings = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in (extensions or IMG_EXTENSIONS))
     split_dirs = _split_folders(folder)
     if split_dirs:
-        train = _one_folder(split_dirs["train"], on_error, endings, allow_empty)
-        valid = _one_folder(split_dirs["valid"], on_error, endings, allow_empty,
+        train = _one_folder(split_dirs["train"], on_bad, endings, allow_empty)
+        valid = _one_folder(split_dirs["valid"], on_bad, endings, allow_empty,
                             class_to_idx=train.base.class_to_idx)
         return {"train": train, "valid": valid}
-    return _one_folder(folder, on_error, endings, allow_empty)
+    return _one_folder(folder, on_bad, endings, allow_empty)
 
 
 def _split_folders(folder: Path) -> dict | None:
@@ -209,11 +209,11 @@ class FolderImages(ImageSamples):
         try:
             return super().__getitem__(index)
         except OSError as exc:
-            raise KernelError(f"cannot read image {path}: {exc}; remove it, or set on_error = \"skip\" "
+            raise KernelError(f"cannot read image {path}: {exc}; remove it, or set on_bad = \"skip\" "
                               f"to leave out files that fail the check") from None
 
 
-def _one_folder(folder: Path, on_error: str, endings: tuple, allow_empty: bool, class_to_idx=None):
+def _one_folder(folder: Path, on_bad: str, endings: tuple, allow_empty: bool, class_to_idx=None):
     from torchvision.datasets import ImageFolder
 
     skipped: list[str] = []
@@ -224,9 +224,9 @@ def _one_folder(folder: Path, on_error: str, endings: tuple, allow_empty: bool, 
         problem = _image_problem(path)
         if problem is None:
             return True
-        if on_error == "fail":
+        if on_bad == "error":
             raise KernelError(f"{path} is not a readable image ({problem}); remove it, or set "
-                              f"on_error = \"skip\" to leave such files out")
+                              f"on_bad = \"skip\" to leave such files out")
         skipped.append(path)
         return False
 
@@ -248,7 +248,7 @@ def _one_folder(folder: Path, on_error: str, endings: tuple, allow_empty: bool, 
     ds.skipped = skipped
     if skipped:
         print(f"vision.ImageFolder: skipped {len(skipped)} unreadable image file(s) in {folder} "
-              f"(on_error = \"skip\"), e.g. {skipped[0]}", file=sys.stderr)
+              f"(on_bad = \"skip\"), e.g. {skipped[0]}", file=sys.stderr)
     return ds
 
 
@@ -386,15 +386,15 @@ def __getattr__(name: str):
 ImageFolder = image_folder
 
 
-def DatasetFolder(root: str = "data/files", extensions: list[str] | None = None, on_error: str = "fail",
+def DatasetFolder(root: str = "data/files", extensions: list[str] | None = None, on_bad: str = "error",
                   allow_empty: bool = False):
     """Files in one sub-folder per class, read as images (torchvision's DatasetFolder with PIL).
 
     Args:
         root: the folder of class folders (or of train/ and val/ folders of class folders).
         extensions: file endings to read, e.g. [".tif"]; default: the usual image endings.
-        on_error: "fail" stops at an unreadable file and names it; "skip" leaves it out and counts it.
+        on_bad: "error" stops at an unreadable file and names it; "skip" leaves it out and counts it.
         allow_empty: accept class folders with no file in them.
     """
-    return image_folder(root, on_error=on_error, extensions=extensions, allow_empty=allow_empty)
+    return image_folder(root, on_bad=on_bad, extensions=extensions, allow_empty=allow_empty)
 

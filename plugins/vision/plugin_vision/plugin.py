@@ -60,7 +60,7 @@ def kernel_datasets():
         summary = f"torchvision.datasets.{name} from local files ({task})"
         example = None
         if name in ("ImageFolder", "DatasetFolder"):
-            summary = f"Images in one folder per class (torchvision {name}); on_error = \"skip\" or \"fail\""
+            summary = f"Images in one folder per class (torchvision {name}); on_bad = \"error\" or \"skip\""
         if name == "FakeData":
             summary = "Random images with random labels (torchvision FakeData), for smoke runs"
             example = {"size": 64, "image_size": [3, 16, 16]}

@@ -31,7 +31,7 @@ def test_image_sizes_and_aspect_ratios_per_split():
 
 
 def test_no_resize_suggested_when_the_workflow_already_resizes():
-    from kernel.artifacts import run_analyzers
+    from kernel import run_analyzers
 
     def suggestions(transforms):
         plan = prepare({"use": "vision.digits", "transforms": transforms})
@@ -46,7 +46,7 @@ def test_duplicates_within_and_across_splits_in_an_image_folder(tmp_path):
     vision_files.image_folder(tmp_path / "val", classes=("cat", "dog"), per_class=2, formats=("PNG",), seed=7)
     shutil.copy(tmp_path / "train" / "dog" / "0.png", tmp_path / "train" / "dog" / "copy.png")  # within train
     shutil.copy(tmp_path / "train" / "cat" / "1.png", tmp_path / "val" / "cat" / "leaked.png")  # train -> val
-    from kernel.artifacts import run_analyzers
+    from kernel import run_analyzers
 
     plan = prepare({"use": "vision.ImageFolder", "params": {"root": str(tmp_path)},
                     "transforms": [{"use": "vision.RandomHorizontalFlip"}]})

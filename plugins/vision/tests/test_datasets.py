@@ -100,21 +100,21 @@ def test_corrupt_image_fails_with_its_path_by_default(tmp_path):
     bad = vision_files.corrupt_image(tmp_path / "dog" / "broken.png")
     with pytest.raises(KernelError) as err:
         kernel.create("vision.ImageFolder", root=str(tmp_path))
-    assert str(bad) in str(err.value) and 'on_error = "skip"' in str(err.value)
+    assert str(bad) in str(err.value) and 'on_bad = "skip"' in str(err.value)
 
 
 def test_corrupt_image_skipped_and_counted_when_asked(tmp_path, capsys):
     vision_files.image_folder(tmp_path, per_class=2)
     bad = vision_files.corrupt_image(tmp_path / "dog" / "broken.png")
-    ds = kernel.create("vision.ImageFolder", root=str(tmp_path), on_error="skip")
+    ds = kernel.create("vision.ImageFolder", root=str(tmp_path), on_bad="skip")
     assert len(ds) == 4 and ds.skipped == [str(bad)]
     assert "skipped 1 unreadable image file" in capsys.readouterr().err
 
 
-def test_on_error_takes_only_fail_or_skip(tmp_path):
+def test_on_bad_takes_only_error_or_skip(tmp_path):
     vision_files.image_folder(tmp_path, per_class=1)
-    with pytest.raises(KernelError, match="on_error"):
-        kernel.create("vision.ImageFolder", root=str(tmp_path), on_error="ignore")
+    with pytest.raises(KernelError, match="on_bad must be \"error\" or \"skip\""):
+        kernel.create("vision.ImageFolder", root=str(tmp_path), on_bad="ignore")
 
 
 def test_missing_image_folder_is_named(tmp_path):
@@ -198,9 +198,7 @@ def test_voc_segmentation_masks_are_class_index_tensors_that_move_with_the_image
     x, y = plan.data.splits["valid"][1]
     assert torch.equal(y, raw_y.flip(-1)) and torch.equal(x, raw_x.flip(-1))  # the mask moved with the image
     assert plan.data.facts["num_classes"] == 21 and plan.data.classes[15] == "person"  # 255 is no class
-    from kernel.artifacts import meta_for
-
-    assert plan.renderer_for(meta_for(y, "target", plan))[0] == "vision.masks"
+    assert kernel.render_sample(plan, 1, "valid")["target"][0] == "vision.masks"
     model, _ = plan.model(0)
     inputs, _ = plan.data.batch("train", 2)
     model.eval()

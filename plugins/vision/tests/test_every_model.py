@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from vision_helpers import prepare
-from kernel import KernelError
-from kernel.data import forward
+from kernel import KernelError, forward
 from plugin_vision import names
 
 CLASSIFICATION = [n for n, task in names.MODELS.items() if task == "classification"]

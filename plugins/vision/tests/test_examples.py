@@ -39,8 +39,7 @@ def test_transfer_example_with_a_local_weights_file(cli, tmp_path):
 
 
 def test_transfer_example_loads_the_weights_and_replaces_the_head(tmp_path):
-    from kernel.build import prepare
-    from kernel.workflow import Workflow
+    from kernel import prepare, Workflow
 
     torch.manual_seed(0)
     imagenet = torchvision.models.resnet18().state_dict()

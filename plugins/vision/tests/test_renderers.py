@@ -53,7 +53,7 @@ def test_bitmap_any_dtype_and_range():
 
 
 def test_render_in_a_workflow_shows_the_image_before_normalisation(tmp_path):
-    from kernel.artifacts import render_sample
+    from kernel import render_sample
 
     plan = prepare({"use": "vision.digits", "fraction": 0.1,
                     "transforms": [{"use": "vision.Normalize", "mean": "auto", "std": "auto"}]})

@@ -17,8 +17,7 @@ def kernel_command() -> list[str]:
 
 def prepare(dataset: dict, models=None, **workflow):
     """A built plan (data split, transforms fitted, facts inferred), as `kernel run` makes it."""
-    from kernel.build import prepare as build
-    from kernel.workflow import Workflow
+    from kernel import prepare as build, Workflow
 
     return build(Workflow(name=workflow.pop("name", "test"), dataset=dataset,
                           models=models or [{"use": "vision.simple_cnn"}], **workflow))
