@@ -120,9 +120,10 @@ def write_artifacts(run_dir: Path, quality: float, samples: int = 4, audio: bool
         entry = {"index": i, "split": "valid", "input": f"{i}_input.png", "target": f"{i}_target.png",
                  "prediction": f"{i}_prediction.png", "target_text": CLASSES[i % 3],
                  "prediction_text": f"{CLASSES[(i + (i == 3)) % 3]} (90%)"}
-        if audio:
+        if audio:  # a sound renderer's input: the file's suffix says how the report shows it
+            (folder / f"{i}_input.png").unlink()
             (folder / f"{i}_input.wav").write_bytes(wav_bytes())
-            entry["audio"] = f"{i}_input.wav"
+            entry["input"] = f"{i}_input.wav"
         entries.append(entry)
     (folder / "samples.json").write_text(json.dumps(entries))
     n = round(40 * quality)

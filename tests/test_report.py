@@ -130,9 +130,10 @@ def test_the_report_is_one_file_with_no_external_reference(store):
     assert plotly_js_path().read_text() in page  # the charting library, from the plotly wheel, inlined
     data = json.loads(page.split('id="kernel-data">', 1)[1].split("</script>", 1)[0])
     digits = next(g for g in data["groups"] if g["fingerprint"] == "3f9a1c2e7b6d")
-    sample = digits["dataset"]["samples"][0]
-    assert sample["input"].startswith("data:image/png;base64,")
-    assert sample["media"]["input"] == {"kind": "image", "src": sample["input"]}
+    sample = digits["dataset"]["samples"][0]  # cnn's: its inputs are sounds, its targets pictures
+    assert sample["input"].startswith("data:audio/wav;base64,") and sample["media"]["input"]["kind"] == "audio"
+    assert sample["media"]["target"] == {"kind": "image", "src": sample["target"]}
+    assert sample["target"].startswith("data:image/png;base64,")
     assert digits["dataset"]["reports"][0]["figure"].startswith("data:image/png;base64,")
 
 
@@ -197,3 +198,74 @@ def test_write_report_from_python_takes_store_runs(store, tmp_path):
     out = write_report(runs, tmp_path / "r.html", metric="valid/loss")
     data = json.loads(out.read_text().split('id="kernel-data">', 1)[1].split("</script>", 1)[0])
     assert len(data["runs"]) == 3 and data["metric"] == "valid/loss"
+
+
+# -- media come through renderers, by the file's suffix -------------------------------------------
+def test_each_rendered_file_is_shown_by_its_suffix(tmp_path):
+    """A renderer may write a picture, a sound or HTML: the report picks the element from the suffix
+    alone, and reads no domain's keys (``audio``, ``<role>_audio`` mean nothing to it)."""
+    run = write_run(tmp_path / "runs", samples=1)
+    folder = run / "artifacts" / "samples"
+    (folder / "0_input.ogg").write_bytes(b"OggS fake")
+    (folder / "0_target.html").write_text("<b>the</b> <script>alert(1)</script>answer")
+    (folder / "0_prediction.jpg").write_bytes(b"\xff\xd8\xff fake jpeg")
+    (folder / "extra.wav").write_bytes(b"RIFF")
+    entry = {"index": 0, "split": "valid", "input": "0_input.ogg", "target": "0_target.html",
+             "prediction": "0_prediction.jpg", "audio": "extra.wav", "input_audio": "extra.wav",
+             "prediction_text": "one (60%)"}
+    (folder / "samples.json").write_text(json.dumps([entry]))
+    data = build_page([load_run(run)])
+    (sample,) = data["groups"][0]["dataset"]["samples"]
+    assert sample["media"]["input"]["kind"] == "audio" and sample["input"].startswith("data:audio/ogg;base64,")
+    assert sample["media"]["prediction"]["kind"] == "image" and sample["prediction"].startswith("data:image/jpeg;")
+    assert sample["media"]["target"] == {"kind": "html", "html": "<b>the</b> <script>alert(1)</script>answer"}
+    assert "extra.wav" not in json.dumps(sample) and "audio" not in sample  # no domain keys read
+    page = report_html([load_run(run)])
+    assert "<script>alert(1)" not in page  # the HTML travels as JSON text, into a sandboxed frame
+    app = (Path(__file__).resolve().parents[1] / "kernel" / "report" / "assets" / "app.js").read_text()
+    assert 'el("iframe", { sandbox: true, srcdoc: m.html' in app and 'el("audio", { controls: true' in app
+
+
+def test_a_sample_file_name_cannot_lead_out_of_the_samples_folder(tmp_path):
+    run = write_run(tmp_path / "runs", samples=1)
+    (run / "artifacts" / "secret.html").write_text("secret")
+    entry = {"index": 0, "input": "../secret.html", "target": "/etc/passwd", "prediction": ".hidden.png"}
+    (run / "artifacts" / "samples" / "samples.json").write_text(json.dumps([entry]))
+    (sample,) = build_page([load_run(run)])["groups"][0]["dataset"]["samples"]
+    assert sample["media"] == {} and "secret" not in json.dumps(sample)
+
+
+def test_no_domain_words_in_the_report():
+    """Error rates of one domain (cer, wer) or its sample keys have no place in the report's code:
+    which way a metric is better comes from kernel/metric_mode.py, media from the files' suffixes."""
+    import re
+
+    folder = Path(__file__).resolve().parents[1] / "kernel" / "report"
+    for path in sorted(folder.rglob("*")):
+        if path.suffix not in (".py", ".js", ".html", ".css"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"\b(cer|wer)\b", text, re.I), path
+        assert not re.search(r"_audio\b|\[.audio.\]|get\(.audio.\)|\.audio\b", text), path
+
+
+def test_every_run_with_a_confusion_matrix_gives_it(store):
+    data = build_page(StoreReader(store).scan())
+    assert set(data["confusions"]) == {r["id"] for r in data["runs"]}  # every fixture run has one
+    cnn = next(r["id"] for r in data["runs"] if r["label"] == "cnn")
+    assert data["confusions"][cnn]["matrix"][0][0] == round(40 * 0.9)
+
+
+def test_the_page_sends_which_way_each_metric_is_better(store):
+    data = build_page(StoreReader(store).scan())
+    assert data["modes"]["valid/loss"] == "min" and data["modes"]["valid/accuracy"] == "max"
+    assert data["modes"]["lr"] == "max" and "epoch" not in data["modes"]
+
+
+def test_runs_carry_a_short_id_and_settings_named_as_in_compare(store):
+    data = build_page(StoreReader(store).scan())
+    shorts = [r["short_id"] for r in data["runs"]]
+    assert len(set(shorts)) == len(shorts) and all(r["id"].endswith(r["short_id"]) for r in data["runs"])
+    mlp = next(r for r in data["runs"] if r["label"] == "mlp")
+    assert mlp["params"]["hidden"] == 64 and mlp["params"]["model"] == "kernel.mlp"
+    assert mlp["params"]["trainer.optimizer.lr"] == 1e-3 and "trainer.device" not in mlp["params"]

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
+from ..component import MEDIA_SUFFIXES
 from ..metric_mode import mode_for
 from ..run_reader import _dict, read_json, settings, short_ids
 from ..store import Run
@@ -28,11 +29,9 @@ NOT_METRICS = {"epoch", "step", "time", "elapsed_s"}
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
          ".svg": "image/svg+xml", ".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
          ".flac": "audio/flac", ".json": "application/json", ".txt": "text/plain; charset=utf-8"}
-#: How the page shows a rendered file, by its suffix: whatever a renderer writes (an image, a sound,
-#: an HTML fragment) is shown without the report knowing the domain it comes from.
-MEDIA_KINDS = {".png": "image", ".jpg": "image", ".jpeg": "image", ".gif": "image", ".svg": "image",
-               ".wav": "audio", ".ogg": "audio", ".flac": "audio", ".mp3": "audio",
-               ".html": "html", ".htm": "html"}
+#: How the page shows a rendered file, by its suffix (the renderer contract's ``MEDIA_SUFFIXES``):
+#: an image, a sound or an HTML fragment is shown without the report knowing the domain it comes from.
+MEDIA_KINDS = {suffix: kind for kind, suffixes in MEDIA_SUFFIXES.items() for suffix in suffixes}
 #: An HTML rendering is inlined into a sandboxed frame; beyond this size it is left out.
 MAX_HTML_BYTES = 512 * 1024
 

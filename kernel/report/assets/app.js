@@ -5,10 +5,9 @@
   "use strict";
 
   var NOT_METRICS = { epoch: 1, step: 1, time: 1, elapsed_s: 1 };
-  var MINIMISED = /loss|error|mse|mae|rmse|perplexity|cer|wer|nll|distance/i;
   var PLOT_CONFIG = { displaylogo: false, responsive: true };
   var S = { data: null, options: {}, group: null, filter: "all", metric: null, sortKey: null, sortDir: 1,
-            etag: null, datasetKey: null };
+            etag: null, datasetKey: null, confusionRun: null };
 
   function $(id) { return document.getElementById(id); }
 
@@ -107,9 +106,11 @@
     return null;
   }
 
+  // which way a metric is better: the run's own mode for its monitor, else the kernel's one rule,
+  // sent with the data (kernel/metric_mode.py): the page keeps no word list of its own
   function modeFor(metric, run) {
     if (run && run.monitor === metric && (run.mode === "min" || run.mode === "max")) return run.mode;
-    return MINIMISED.test(metric || "") ? "min" : "max";
+    return (S.data.modes || {})[metric] === "min" ? "min" : "max";
   }
 
   function column(run, key) { return (S.data.curves[run.id] || {})[key] || []; }
@@ -132,6 +133,9 @@
   }
 
   function varyingParams(runs) {
+    // a queued run's parameters are not filled in from the data yet: they differ by absence, not by choice
+    var started = runs.filter(function (r) { return r.status !== "queued"; });
+    if (started.length) runs = started;
     var keys = [];
     runs.forEach(function (r) { Object.keys(r.params).forEach(function (k) { if (keys.indexOf(k) < 0) keys.push(k); }); });
     return keys.filter(function (k) {
@@ -239,14 +243,14 @@
   // -- the table -------------------------------------------------------------------------------
   function tableColumns(runs) {
     var metric = S.metric, cols = [
-      { key: "run", label: "run", get: function (r) { return r.label; },
+      { key: "run", label: "run", pinned: true, get: function (r) { return r.label; },
         cell: function (r) { return [el("span", { className: "swatch", style: "background:" + r.color }), r.label,
-                                     el("span", { className: "run-id", text: r.id })]; } },
-      { key: "status", label: "status", get: function (r) { return r.status; },
+                                     el("span", { className: "run-id", title: r.id, text: r.short_id || r.id })]; } },
+      { key: "status", label: "status", pinned: true, get: function (r) { return r.status; },
         cell: function (r) { return [el("span", { className: "status status-" + r.status, title: r.reason || null, text: r.status })]; } }
     ];
     varyingParams(runs).forEach(function (p) {
-      cols.push({ key: "param:" + p, label: p, get: function (r) { return p in r.params ? r.params[p] : null; } });
+      cols.push({ key: "param:" + p, label: p, param: true, get: function (r) { return p in r.params ? r.params[p] : null; } });
     });
     cols.push({ key: "best", label: "best " + metric, num: true, get: function (r) { return bestOf(r, metric).value; } });
     cols.push({ key: "best_epoch", label: "best epoch", num: true, get: function (r) { return bestOf(r, metric).epoch; } });
@@ -288,7 +292,8 @@
         var th = document.querySelector("#runs-table th[data-key='" + c.key + "']");
         if (th) th.focus();
       };
-      var th = el("th", { "data-key": c.key, className: cls, title: "sort by " + c.label, text: c.label, tabindex: "0",
+      var th = el("th", { "data-key": c.key, className: [cls, c.pinned ? "pinned" : null].filter(Boolean).join(" ") || null,
+                          title: "sort by " + c.label, text: c.label, tabindex: "0",
                           "aria-sort": cls ? (S.sortDir > 0 ? "ascending" : "descending") : null, onclick: sort });
       th.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); } });
       return th;
@@ -301,11 +306,25 @@
     rows.forEach(function (r) {
       var tr = el("tr", { "data-run": r.id }, cols.map(function (c) {
         var content = c.cell ? c.cell(r) : [fmt(c.get(r))];
-        return el("td", { "data-key": c.key, className: c.num ? "num" : null }, content);
+        var cls = [c.num ? "num" : null, c.pinned ? "pinned" : null, c.param ? "param" : null].filter(Boolean).join(" ");
+        return el("td", { "data-key": c.key, className: cls || null, title: c.param ? fmt(c.get(r)) : null }, content);
       }));
       if (S.options.token) tr.appendChild(el("td", {}, controlButtons(r)));
       body.appendChild(tr);
     });
+    pinColumns(table);
+  }
+
+  // the run and its status stay in view while the other columns scroll sideways: each pinned
+  // column sticks at the summed width of the pinned columns before it
+  function pinColumns(table) {
+    var first = table.tHead.querySelectorAll("th.pinned");
+    var left = 0;
+    for (var i = 0; i < first.length; i++) {
+      var key = first[i].getAttribute("data-key");
+      table.querySelectorAll("[data-key='" + key + "'].pinned").forEach(function (cell) { cell.style.left = left + "px"; });
+      left += first[i].offsetWidth;
+    }
   }
 
   // -- parameters against the metric -------------------------------------------------------------
@@ -338,17 +357,27 @@
   }
 
   // -- confusion matrix and dataset ------------------------------------------------------------
-  function renderConfusion(group) {
-    var c = group && group.dataset.confusion, byId = runsById();
-    $("sec-confusion").hidden = !c;
-    if (!c) return;
-    var run = byId[c.run];
-    $("confusion-run").textContent = "valid split, best checkpoint of the best run: " + (run ? run.label : c.run);
+  // one matrix per run that has one (artifacts/confusion_matrix.json); the group's best run first
+  function renderConfusion(group, runs) {
+    var all = S.data.confusions || {}, picker = $("confusion-pick");
+    var ids = runs.map(function (r) { return r.id; }).filter(function (id) { return all[id]; });
+    var best = group && group.best_run;
+    if (best && ids.indexOf(best) > 0) { ids.splice(ids.indexOf(best), 1); ids.unshift(best); }
+    $("sec-confusion").hidden = !ids.length;
+    if (!ids.length) return;
+    var byId = runsById();
+    var options = ids.map(function (id) {
+      var r = byId[id];
+      return [id, (r ? r.label : id) + (id === best ? " (best run)" : "")];
+    });
+    S.confusionRun = fillSelect(picker, options, S.confusionRun);
+    var c = all[S.confusionRun], run = byId[S.confusionRun];
+    $("confusion-run").textContent = "valid split, best checkpoint of " + (run ? run.label : S.confusionRun);
     var size = Math.min(900, Math.max(360, 40 * c.classes.length + 160));
     Plotly.react($("confusion"), [{
       type: "heatmap", z: c.matrix, x: c.classes.map(txt), y: c.classes.map(txt), colorscale: [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]], texttemplate: c.classes.length <= 30 ? "%{z}" : "",
       hovertemplate: "target %{y}<br>prediction %{x}<br>%{z}<extra></extra>"
-    }], { width: size, height: size, margin: { t: 20, r: 20, b: 90, l: 90 }, uirevision: c.run,
+    }], { width: size, height: size, margin: { t: 20, r: 20, b: 90, l: 90 }, uirevision: S.confusionRun,
           xaxis: { title: { text: "prediction" }, type: "category" },
           yaxis: { title: { text: "target" }, type: "category", autorange: "reversed" } }, PLOT_CONFIG);
   }
@@ -384,20 +413,46 @@
     return el("div", { className: "report", "data-report": rep.name }, children);
   }
 
+  // a rendered file by its kind (the report chose it by the file's suffix): a picture that enlarges
+  // on click, a player, or a renderer's HTML in a sandboxed frame (no scripts, no access to this page)
+  function mediaElement(m, label) {
+    if (m.kind === "image") {
+      return el("img", { src: m.src, alt: label, title: "click to enlarge", className: "zoomable",
+                         onclick: function () { enlarge(m.src, label); } });
+    }
+    if (m.kind === "audio") return el("audio", { controls: true, preload: "none", src: m.src, title: label });
+    if (m.kind === "html") return el("iframe", { sandbox: true, srcdoc: m.html, title: label, className: "rendered-html" });
+    return null;
+  }
+
   function renderSample(s) {
+    var media = s.media || {};
     var roles = ["input", "target", "prediction"].map(function (role) {
-      if (!s[role] && !s[role + "_text"]) return null;
+      if (!media[role] && !s[role + "_text"]) return null;
       var wrong = role === "prediction" && s.prediction_text && s.target_text && s.prediction_text.split(" (")[0] !== s.target_text;
-      return el("figure", {}, [
-        s[role] ? el("img", { src: s[role], alt: role + " of sample " + s.index }) : null,
+      return el("figure", { "data-role": role, "data-kind": media[role] ? media[role].kind : null }, [
+        media[role] ? mediaElement(media[role], role + " of sample " + s.index) : null,
         s[role + "_text"] ? el("div", { className: "text" + (wrong ? " wrong" : ""), text: s[role + "_text"] }) : null,
         el("figcaption", { text: role })
       ]);
     });
-    var audio = (s.audio || []).filter(function (a) { return a.src; }).map(function (a) {
-      return el("div", {}, [el("figcaption", { text: a.role + " audio" }), el("audio", { controls: true, preload: "none", src: a.src })]);
-    });
-    return el("div", { className: "sample", "data-index": s.index }, [el("div", { className: "roles" }, roles)].concat(audio));
+    return el("div", { className: "sample", "data-index": s.index }, [el("div", { className: "roles" }, roles)]);
+  }
+
+  // the enlarged view of a sample picture: click anywhere or press Escape to close
+  function enlarge(src, label) {
+    var box = $("lightbox");
+    box.textContent = "";
+    box.appendChild(el("img", { src: src, alt: label }));
+    box.appendChild(el("div", { className: "caption", text: label }));
+    box.hidden = false;
+    box.focus();
+  }
+
+  function closeLightbox() {
+    var box = $("lightbox");
+    box.hidden = true;
+    box.textContent = "";
   }
 
   function renderDataset(group) {
@@ -447,7 +502,7 @@
     renderCurves(runs);
     renderTable(runs);
     renderParams(runs);
-    renderConfusion(group);
+    renderConfusion(group, runs);
     renderDataset(group);
   }
 
@@ -479,10 +534,16 @@
     ["group", "filter", "metric"].forEach(function (id) {
       $(id).addEventListener("change", function () {
         S[id] = $(id).value;
-        if (id === "group") { S.filter = "all"; S.metric = null; }
+        if (id === "group") { S.filter = "all"; S.metric = null; S.confusionRun = null; }
         render();
       });
     });
+    $("confusion-pick").addEventListener("change", function () {
+      S.confusionRun = $("confusion-pick").value;
+      renderConfusion(currentGroup(), visibleRuns());
+    });
+    $("lightbox").addEventListener("click", closeLightbox);
+    document.addEventListener("keydown", function (e) { if (e.key === "Escape" && !$("lightbox").hidden) closeLightbox(); });
     $("download-csv").addEventListener("click", function () { downloadCsv(visibleRuns()); });
     $("download-png").addEventListener("click", function () {
       Plotly.downloadImage($("curves"), { format: "png", width: 1200, height: 600, filename: "curves" });
