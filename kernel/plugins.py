@@ -94,16 +94,23 @@ def load_plugins(disable: list[str] | tuple = ()) -> PluginSet:
     manager.register(builtin_plugin, name=BUILTIN)
     plugins.infos[BUILTIN] = PluginInfo(BUILTIN, "kernel", _version("kernel"))
 
-    for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
-        dist = ep.dist.name if ep.dist else ep.name
+    # by plugin name, then distribution name: when two distributions claim one name, the same one
+    # is kept on every machine, whatever order the environment lists them in
+    for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: (e.name, _dist_name(e))):
+        dist = _dist_name(ep)
         version = ep.dist.version if ep.dist else ""
         info = PluginInfo(ep.name, dist, version)
+        first = plugins.infos.get(ep.name)
+        if first is not None:
+            # the first claim stands; the second is listed beside it (under its own key), not loaded
+            info.status = "broken"
+            info.error = (f"plugin name {ep.name!r} is already taken by {first.distribution}; this "
+                          f"plugin of {dist} is not loaded (rename its entry point, or uninstall one)")
+            plugins.infos[f"{ep.name} ({dist})"] = info
+            continue
         plugins.infos[ep.name] = info
         if ep.name in disabled:
             info.status = "disabled"
-            continue
-        if ep.name == BUILTIN or manager.has_plugin(ep.name):
-            info.status, info.error = "broken", f"plugin name {ep.name!r} is already taken"
             continue
         try:
             obj = ep.load()
@@ -111,6 +118,10 @@ def load_plugins(disable: list[str] | tuple = ()) -> PluginSet:
         except Exception as exc:  # import errors, typos in hookimpl names, anything
             plugins.mark_broken(ep.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     return plugins
+
+
+def _dist_name(ep) -> str:
+    return ep.dist.name if ep.dist else ep.name
 
 
 def _version(dist: str) -> str:

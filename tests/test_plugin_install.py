@@ -180,3 +180,51 @@ def test_two_distributions_offering_one_name_is_an_error_naming_both(installed):
     assert "ktest-good" in shown.stderr and "ktest-copycat" in shown.stderr
     # disabling one of them settles it
     assert kernel("-p", "no:ktest_copycat", "show", "ktest_good.tiny").returncode == 0
+
+
+def _fake_plugin(model_name: str):
+    """A hook module offering one model, as an entry point would load it."""
+    import types
+
+    from kernel import Component, hookimpl
+
+    module = types.ModuleType(f"fake_{model_name.replace('.', '_')}")
+
+    @hookimpl
+    def kernel_models():
+        return [Component(model_name, "torch.nn:Identity", summary="fake")]
+
+    module.kernel_models = kernel_models
+    return module
+
+
+def _entry_point(name: str, dist: str, module):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name=name, dist=SimpleNamespace(name=dist, version="1.0"), load=lambda: module)
+
+
+def test_a_second_distribution_claiming_a_plugin_name_is_a_conflict_and_the_first_stays(monkeypatch, capsys):
+    """Two distributions, one plugin name: the first (by distribution name) loads; the second is
+    listed as broken, naming both; the healthy one is not knocked out. Entry points are faked."""
+    from kernel import catalog as catalog_module
+    from kernel import plugins as plugins_module
+    from kernel.cli import main
+
+    healthy = _entry_point("acme", "acme-a", _fake_plugin("acme.net"))
+    claimant = _entry_point("acme", "acme-b", _fake_plugin("acme.other"))
+    # the environment lists the claimant first: the order must not decide
+    monkeypatch.setattr(plugins_module.metadata, "entry_points", lambda group: [claimant, healthy])
+    monkeypatch.setattr(catalog_module, "_CATALOG", {})
+    plugins = plugins_module.load_plugins()
+    assert plugins.infos["acme"].status == "loaded" and plugins.infos["acme"].distribution == "acme-a"
+    second = plugins.infos["acme (acme-b)"]
+    assert second.status == "broken" and second.distribution == "acme-b"
+    assert "'acme' is already taken by acme-a" in second.error and "acme-b" in second.error
+    cat = catalog_module.Catalog(plugins)
+    assert "acme.net" in cat.names("model") and "acme.other" not in cat.names("model")
+
+    assert main(["plugins", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["plugins"]
+    acme = [(p["name"], p["distribution"], p["status"]) for p in listed if p["name"] == "acme"]
+    assert acme == [("acme", "acme-a", "loaded"), ("acme", "acme-b", "broken")]
