@@ -159,35 +159,6 @@ def test_a_queued_run_makes_no_differing_column(workspace):
     assert "params.hidden" in columns and "params.num_classes" not in columns
 
 
-def test_one_rule_for_which_way_a_metric_is_better(workspace):
-    """The run's own mode for its monitor wins over any word list; Results, compare and the report agree."""
-    import sys
-    from pathlib import Path
-
-    from kernel.metric_mode import mode_for
-    from kernel.report.page import build_page
-    from kernel.run_reader import open_run
-    from kernel.runner import Results
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from runstore_fixtures import write_run
-
-    assert mode_for("valid/loss") == "min" and mode_for("valid/MeanSquaredError") == "min"
-    assert mode_for("valid/accuracy") == "max" and mode_for("valid/answer_f1") == "max"  # "wer" is no word here
-    assert mode_for("valid/power") == "max" and mode_for("valid/rmse") == "min"
-    # a monitor whose name says nothing, minimised by the run's own mode
-    root = workspace / "runs"
-    dirs = [write_run(root, model=m, quality=q, index=i) for i, (m, q) in enumerate([("a", 0.9), ("b", 0.5)])]
-    for d in dirs:
-        info = json.loads((d / "run.json").read_text())
-        info.update(monitor="valid/accuracy", mode="min")  # e.g. a domain's error rate logged under that name
-        (d / "run.json").write_text(json.dumps(info))
-    runs = [open_run(d) for d in dirs]
-    assert Results(runs).best().info["model"] == "b"
-    group = build_page(runs)["groups"][0]
-    assert group["mode"] == "min" and group["best_run"] == runs[1].id
-
-
 def test_print_results_table_is_a_readable_table(workspace, capsys):
     from kernel.runner import Results
 

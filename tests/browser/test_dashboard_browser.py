@@ -80,11 +80,15 @@ def test_dashboard_refuses_paths_out_of_the_store(open_page, workspace, tmp_path
 
 def test_stop_button_only_with_allow_control_and_it_interrupts_the_run(open_page, workspace, tmp_path):
     flag = tmp_path / "got-sigint"
+    run = write_run(workspace / "runs", model="cnn", epochs_done=1, status="running")
+    # a stand-in trainer holds the run's lock, as training does: the stop button signals only its holder
     trainer = subprocess.Popen([sys.executable, "-c", (
-        "import pathlib, time\ntry:\n    time.sleep(60)\n"
-        f"except KeyboardInterrupt:\n    pathlib.Path({str(flag)!r}).write_text('stopped')\n")])
+        f"import pathlib, time\nfrom kernel.runlock import RunLock\nlock = RunLock({str(run)!r}).acquire()\n"
+        "print('locked', flush=True)\ntry:\n    time.sleep(60)\n"
+        f"except KeyboardInterrupt:\n    pathlib.Path({str(flag)!r}).write_text('stopped')\n")],
+        stdout=subprocess.PIPE, text=True)
+    assert trainer.stdout.readline().strip() == "locked"
     try:
-        run = write_run(workspace / "runs", model="cnn", epochs_done=1, status="running", pid=trainer.pid)
         with DashboardProcess(workspace, "--allow-control") as d:
             w = open_page(allowed_origin=d.url)
             w.page.goto(d.url + "/")
