@@ -135,3 +135,54 @@ def test_the_report_forbids_itself_any_request(open_page, report):
     })""")
     assert violated == "https://example.invalid/pixel.png"
     assert w.blocked == []  # refused by the page itself, before the test's network guard saw it
+
+
+def test_what_a_user_sees_media_zoom_confusion_per_run_pinned_columns(open_page, workspace, cli, tmp_path):
+    """A renderer's HTML in a sandboxed frame (no script runs, no CSP error), a sample picture that
+    enlarges on click, each run's confusion matrix, the run column pinned while a wide table scrolls,
+    and a queued run that makes no parameter column differ."""
+    import json
+
+    root = workspace / "runs"
+    many = {f"p{i}": "x" * 30 for i in range(12)}  # a wide table: a dozen long parameters that differ
+    best = write_run(root, model="mlp", quality=0.9, index=0, params={**many, "hidden": 64})
+    write_run(root, model="cnn", quality=0.6, index=1, params={k: "y" * 30 for k in many} | {"hidden": 64})
+    write_run(root, model="vit", index=2, status="queued", epochs_done=0, artifacts=False, params={"extra": 1})
+    samples = best / "artifacts" / "samples"
+    (samples / "0_target.html").write_text("<p id='r'>rendered <b>HTML</b></p><script>parent.document.title='pwned'</script>")
+    entries = json.loads((samples / "samples.json").read_text())
+    entries[0]["target"] = "0_target.html"
+    (samples / "samples.json").write_text(json.dumps(entries))
+    assert cli("report", "--workflow", "digits", "-o", "r.html").returncode == 0
+    w = open_page()
+    w.page.goto((workspace / "r.html").as_uri())
+    w.page.wait_for_selector("#samples iframe")
+    frame = w.page.locator("#samples iframe").first
+    assert frame.get_attribute("sandbox") == "" and "pwned" not in w.page.title()
+    assert w.page.frame_locator("#samples iframe").first.locator("#r").inner_text() == "rendered HTML"
+    # a picture enlarges on click, and closes on Escape
+    w.page.locator("#samples img.zoomable").first.click()
+    assert w.page.locator("#lightbox").is_visible()
+    box = w.page.locator("#lightbox img").bounding_box()
+    assert box["width"] > 300
+    w.page.screenshot(path=str(tmp_path / "report-zoom.png"))
+    w.page.keyboard.press("Escape")
+    assert w.page.locator("#lightbox").is_hidden()
+    # one confusion matrix per run, the best run's first
+    options = w.page.eval_on_selector_all("#confusion-pick option", "os => os.map(o => o.textContent)")
+    assert len(options) == 2 and options[0].startswith("mlp")
+    w.page.select_option("#confusion-pick", index=1)
+    assert "cnn" in w.page.inner_text("#confusion-run")
+    # the table scrolls sideways inside its box, the run column stays in view
+    heads = w.page.eval_on_selector_all("#runs-table th", "ths => ths.map(th => th.dataset.key)")
+    assert "param:extra" not in heads and "param:hidden" not in heads and "param:p0" in heads
+    wrap = w.page.locator("#sec-table .table-wrap")
+    assert wrap.evaluate("e => e.scrollWidth > e.clientWidth")
+    assert w.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # the page itself fits
+    wrap.evaluate("e => { e.scrollLeft = e.scrollWidth; }")
+    run_cell = w.page.locator("#runs-table tbody td[data-key='run']").first.bounding_box()
+    wrap_box = wrap.bounding_box()
+    assert abs(run_cell["x"] - wrap_box["x"]) < 2  # pinned at the left edge after scrolling
+    w.page.screenshot(path=str(tmp_path / "report-table.png"), full_page=True)
+    sandboxed = [e for e in w.errors if "Blocked script execution in 'about:srcdoc'" in e]
+    assert sandboxed and len(w.errors) == len(sandboxed), w.errors  # the renderer's script was refused, nothing else failed
