@@ -60,12 +60,14 @@ def kernel_renderers():
     """Return the renderers the plugin offers, as a list of ``Component``.
 
     ``target(**params)`` returns an object with ``score(meta) -> float`` and
-    ``render(tensor, context) -> PIL.Image``. ``meta`` is a dict describing one tensor of a
+    ``render(tensor, context)`` returning a PIL image, HTML text or a ``kernel.Media`` (audio, say).
+    ``meta`` is a dict describing one tensor of a
     sample: ``shape`` (tuple, no batch dimension), ``dtype`` (str), ``role`` ("input", "target" or
     "prediction"), ``tags`` (the dataset's tags) and ``classes``. ``context`` is a dict with the
     other tensors of the sample (``input``, ``target``, ``prediction``), the data ``facts`` and
     ``normalize`` when a normalisation is known. For each tensor the kernel picks the renderer
-    with the highest score across all plugins; 0 means "cannot render this".
+    with the highest score across all plugins, ties broken by a fixed rule (kernel.rendering);
+    0 means "cannot render this".
     """
 
 
@@ -98,7 +100,11 @@ def kernel_trainers():
 
     ``target(**params)`` returns an object with ``fit(model, data, run) -> kernel.Result``:
     ``data`` is a ``kernel.Data`` (splits, collate function, facts), ``run`` a ``kernel.Run``
-    (its directory, metric log, checkpoints and the callbacks' event dispatch).
+    (its directory, status, metric log, checkpoints and the callbacks' event dispatch). Optional:
+    ``describe(data) -> dict`` (the resolved settings) and ``check(model, data, defaults)`` (raise
+    ``kernel.KernelError`` for a setting that cannot work, before any run exists). The trainer
+    records how the run ended with ``run.set_status`` and returns a Result with that status; the
+    whole contract is in docs/hooks.md.
     """
 
 

@@ -12,7 +12,9 @@
 Components that need data (transforms, models, metrics, renderers, analyzers) are exercised on a
 dataset chosen like this: the ``"_dataset"`` key of the component's ``example`` (a workflow's
 ``[dataset]`` table: ``{"use": "acme.reviews", "transforms": [...]}``) when there is one, else the
-plugin's own dataset sharing most tags with the component, else ``kernel.synthetic``.
+plugin's own dataset sharing most tags with the component, else ``kernel.synthetic``. A trainer is
+trained for one epoch on small synthetic data (or its ``"_dataset"``) with ``kernel.linear`` (or the
+model its ``"_model"`` names), in a temporary workspace, and its Result is validated.
 """
 from __future__ import annotations
 
@@ -35,7 +37,14 @@ HEAVY = ("torch", "torchvision", "torchaudio", "numpy", "scipy", "pandas", "skle
 
 #: The reserved ``example`` key naming the data a component is checked on (not passed to the target).
 DATASET_KEY = "_dataset"
+#: The reserved ``example`` key naming the model a trainer is checked with (a workflow's ``[[models]]`` entry).
+MODEL_KEY = "_model"
+RESERVED_KEYS = (DATASET_KEY, MODEL_KEY)
 FALLBACK_DATASET = {"use": "kernel.synthetic", "params": {"num_samples": 64}}
+TRIAL_MODEL = {"use": "kernel.linear"}  # what a trainer trains in the check, unless its example names a model
+TRIAL_EPOCHS = 1  # passed as ``epochs`` to a trainer that takes that parameter
+#: How a finished fit may end (run.json's status and the Result's).
+ENDED = ("completed", "failed", "interrupted")
 MAX_SAMPLES = 64  # per split, for analyzers: the check exercises the contract, not the statistics
 
 
@@ -140,8 +149,11 @@ class Checker:
         module = self.plugin_module()
         if module is None:
             return
-        proc = subprocess.run([sys.executable, "-c", _PROBE, module, ",".join(HEAVY)],
-                              capture_output=True, text=True, timeout=300)
+        # isolated: run from an empty folder, with no current directory on sys.path, so that a folder
+        # named `kernel` (or like the plugin's package) where the command runs cannot stand in for them
+        with tempfile.TemporaryDirectory(prefix="kernel-probe-") as empty:
+            proc = subprocess.run([sys.executable, *SAFE_PATH, "-c", _PROBE, module, ",".join(HEAVY), KERNEL_HOME],
+                                  capture_output=True, text=True, timeout=300, cwd=empty)
         if proc.returncode != 0:
             lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
             self.add(self.name, f"importing {module} and calling its hooks failed: {lines[-1] if lines else '?'}")
@@ -191,10 +203,7 @@ class Checker:
         if best is None and len(self.datasets) == 1 and not wanted:
             best = self.datasets[0]
         if best is None:
-            fallback = {"use": FALLBACK_DATASET["use"], "params": dict(FALLBACK_DATASET["params"])}
-            if "regression" in comp.tags and "classification" not in comp.tags:
-                fallback["params"]["task"] = "regression"
-            return fallback
+            return fallback_dataset(comp)
         return {"use": best.name, "params": params_of(best)}
 
     # -- one check per kind -------------------------------------------------------------------------
@@ -319,8 +328,6 @@ class Checker:
                            "from a fresh metric's")
 
     def check_renderer(self, comp):
-        from PIL import Image
-
         try:
             renderer = self.catalog.target(comp)()
         except TypeError as exc:
@@ -336,7 +343,7 @@ class Checker:
 
         tensors = {"input": x, "target": y}
         metas = [(meta_for(v, role, plan), v) for role, v in tensors.items() if _is_tensorlike(v)]
-        metas += [(m, None) for m in PROBE_METAS]
+        metas += [(m, None) for m in probe_metas(self.catalog)]
         context = {**tensors, "facts": plan.data.facts, "classes": plan.data.classes,
                    "normalize": plan.data.facts.get("normalize")}
         rendered = 0
@@ -353,9 +360,14 @@ class Checker:
             if score > 0 and value is not None:
                 import torch
 
-                image = renderer.render(torch.as_tensor(value), context)
-                if not isinstance(image, Image.Image):
-                    self.add(comp, f"render() returned a {type(image).__name__}, not a PIL.Image")
+                from .rendering import as_media
+
+                drawn = renderer.render(torch.as_tensor(value), context)
+                try:
+                    as_media(drawn)
+                except KernelError:
+                    self.add(comp, f"render() returned a {type(drawn).__name__}, not a PIL.Image, HTML text or "
+                                   f"a kernel.Media")
                 rendered += 1
         if not rendered:
             self.add(comp, f"render() not exercised: score() was 0 for every tensor of "
@@ -397,8 +409,71 @@ class Checker:
                 self.add(comp, f"the report's figure is a {type(report.figure).__name__}, not a PIL.Image")
 
     def check_trainer(self, comp):
-        trainer = self.catalog.target(comp)(**params_of(comp))
-        self._has_method(comp, trainer, "fit", 3)
+        """Train for one epoch on small data, as the runner would (describe, check, fit), in a
+        temporary workspace; then validate the Result and what the run recorded."""
+        trainer = self.catalog.target(comp)(**trainer_params(self.catalog.target(comp), params_of(comp)))
+        if not self._has_method(comp, trainer, "fit", 3):
+            return
+        example = comp.example or {}
+        data_spec = self.dataset_spec(comp) if DATASET_KEY in example else fallback_dataset(comp)
+        plan = self.plan_for(Component(comp.name, comp.target, tags=comp.tags, example={DATASET_KEY: data_spec}),
+                             models=[example.get(MODEL_KEY, TRIAL_MODEL)])
+        defaults = {}
+        if callable(getattr(trainer, "describe", None)):
+            defaults = trainer.describe(plan.data)
+            if not isinstance(defaults, dict):
+                self.add(comp, f"describe(data) returned a {type(defaults).__name__}, not a dict of settings")
+                return
+        model, _ = plan.model(0)
+        if callable(getattr(trainer, "check", None)):
+            trainer.check(model, plan.data, defaults)
+        with tempfile.TemporaryDirectory(prefix="kernel-check-") as workspace:
+            run = trial_run(workspace, plan, defaults)
+            result = trainer.fit(model, plan.data, run)
+            self.check_result(comp, result, run, data_spec["use"])
+
+    def check_result(self, comp, result, run, dataset: str):
+        """What ``fit`` returned: a kernel.Result of the run, ended, with numbers for metrics, and the
+        same status in the run's run.json."""
+        from .training.result import Result
+
+        if result is None:
+            self.add(comp, "fit() returned None; return a kernel.Result (kernel.Result(run.id, status, ...)): "
+                           "the runner marks a run whose trainer returns None failed")
+            return
+        if not isinstance(result, Result):
+            self.add(comp, f"fit() returned a {type(result).__name__}, not a kernel.Result")
+            return
+        if result.run_id != run.id:
+            self.add(comp, f"the Result's run_id is {result.run_id!r}, not the run's id {run.id!r}")
+        if result.status not in ENDED:
+            self.add(comp, f"the Result's status is {result.status!r}; a fit ends {', '.join(ENDED)}")
+        elif result.status != "completed":
+            self.add(comp, f"one epoch on {dataset} ended {result.status}: {result.reason}")
+        for field in ("final", "best"):
+            values = getattr(result, field)
+            if not isinstance(values, dict):
+                self.add(comp, f"Result.{field} is a {type(values).__name__}, not a dict of metric values")
+                continue
+            for key, value in values.items():
+                if not _is_number(value):
+                    self.add(comp, f"Result.{field}[{key!r}] is a {type(value).__name__}, not a number")
+        if result.status == "completed" and isinstance(result.final, dict) and not result.final:
+            self.add(comp, "Result.final is empty: the runs table, `kernel compare` and the report show no "
+                           "metric for the run", "warning")
+        self.check_recorded_run(comp, result, run)
+
+    def check_recorded_run(self, comp, result, run):
+        path = run.dir / "run.json"
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self.add(comp, f"run.json cannot be read after fit(): {exc}")
+            return
+        status = recorded.get("status") if isinstance(recorded, dict) else None
+        if isinstance(result.status, str) and status != result.status:
+            self.add(comp, f"run.json says the run is {status!r} but fit() returned {result.status!r}: record how "
+                           f"the run ended with run.set_status(status, reason)")
 
     def check_exporter(self, comp):
         import torch
@@ -444,8 +519,15 @@ class Checker:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+#: Python's flag that keeps the current directory (or the script's) off sys.path (3.11 and later).
+SAFE_PATH = ["-P"] if sys.version_info >= (3, 11) else []
+#: The folder holding the kernel that runs the check: the probe imports this kernel, wherever it is.
+KERNEL_HOME = str(Path(__file__).resolve().parents[1])
+
 _PROBE = r"""
-import sys, importlib, argparse
+import sys, importlib, importlib.util, argparse
+if importlib.util.find_spec("kernel") is None:  # the kernel runs from a checkout that is not installed
+    sys.path.append(sys.argv[3])
 before = set(sys.modules)
 module = importlib.import_module(sys.argv[1])
 from kernel.component import KINDS
@@ -460,14 +542,18 @@ if callable(hook):
 print(",".join(m for m in sys.argv[2].split(",") if m in sys.modules and m not in before))
 """
 
-#: Tensors of other shapes a renderer is asked to score: score() must answer, not raise.
-PROBE_METAS = [
-    {"shape": (), "dtype": "int64", "role": "target", "tags": (), "classes": None},
-    {"shape": (10,), "dtype": "float32", "role": "prediction", "tags": (), "classes": None},
-    {"shape": (3, 32, 32), "dtype": "float32", "role": "input", "tags": ("vision",), "classes": None},
-    {"shape": (1, 16000), "dtype": "float32", "role": "input", "tags": ("audio",), "classes": None},
-    {"shape": (12,), "dtype": "int64", "role": "input", "tags": ("text",), "classes": None},
-]
+#: Tensors of other shapes a renderer is asked to score: score() must answer, not raise. Each is
+#: probed without tags and with the tags of every dataset installed (see :func:`probe_metas`).
+PROBE_SHAPES = [((), "int64", "target"), ((10,), "float32", "prediction"), ((3, 32, 32), "float32", "input"),
+                ((1, 16000), "float32", "input"), ((12,), "int64", "input")]
+
+
+def probe_metas(catalog) -> list[dict]:
+    """The metas of PROBE_SHAPES, without tags and with each tag set of the catalog's datasets: the
+    kernel names no domain, the installed datasets say which there are."""
+    tag_sets = [()] + sorted({tuple(sorted(c.tags)) for c in catalog.list("dataset") if c.tags})
+    return [{"shape": shape, "dtype": dtype, "role": role, "tags": tags, "classes": None}
+            for shape, dtype, role in PROBE_SHAPES for tags in tag_sets]
 
 
 def no_trainer():
@@ -497,7 +583,37 @@ def required_params(target, params: dict, kind: str) -> list[str]:
 
 def params_of(comp: Component) -> dict:
     """The parameters a component is checked with: its example, less the reserved keys."""
-    return {k: v for k, v in (comp.example or {}).items() if k != DATASET_KEY}
+    return {k: v for k, v in (comp.example or {}).items() if k not in RESERVED_KEYS}
+
+
+def fallback_dataset(comp: Component) -> dict:
+    """Small synthetic data, of the task the component's tags name (classification unless regression)."""
+    spec = {"use": FALLBACK_DATASET["use"], "params": dict(FALLBACK_DATASET["params"])}
+    if "regression" in comp.tags and "classification" not in comp.tags:
+        spec["params"]["task"] = "regression"
+    return spec
+
+
+def trainer_params(target, params: dict) -> dict:
+    """A trainer's check parameters: its example, with ``epochs = 1`` when it takes ``epochs``."""
+    try:
+        takes_epochs = "epochs" in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        takes_epochs = False
+    return {"epochs": TRIAL_EPOCHS, **params} if takes_epochs else dict(params)
+
+
+def trial_run(workspace, plan, defaults: dict):
+    """A run in ``workspace`` set up as the runner sets one up for a trainer (quiet, not resuming)."""
+    from .store import RunStore
+
+    wf = plan.workflow
+    run = RunStore(workspace).create(wf.name, wf.model_label(0), model_index=0, use=wf.models[0].use,
+                                     seed=wf.seed, spec=wf.to_dict(), params={}, defaults=defaults,
+                                     epochs=defaults.get("epochs"), monitor=defaults.get("monitor"),
+                                     mode=defaults.get("mode"), classes=plan.data.classes)
+    run.quiet, run.resuming, run.callbacks = True, False, []
+    return run
 
 
 def predictions_for(targets, facts):
@@ -580,6 +696,10 @@ def _accepts(fn, count: int) -> bool:
         return False
     except ValueError:
         return True  # no signature to read (builtins): assume it does
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_tensorlike(value) -> bool:

@@ -51,3 +51,33 @@ def test_callback_events_are_the_same_in_code_and_docs():
     spec = inspect.getdoc(hookspecs.kernel_callbacks)
     for event in EVENTS:
         assert f"`{event}`" in doc and f"``{event}``" in spec, event
+
+
+def _section(hook: str) -> str:
+    return (ROOT / "docs/hooks.md").read_text().split(f"## `{hook}(")[1].split("\n## ")[0]
+
+
+def test_the_trainer_contract_names_what_the_code_has(tmp_path):
+    """Every `run.<name>` the trainer section documents exists on a Run, the Result's fields are
+    documented in their order, and the optional methods have the signatures of the kernel's trainer."""
+    import dataclasses
+
+    from kernel.store import RunStore
+    from kernel.training import checkpoint
+    from kernel.training.result import Result
+    from kernel.training.supervised import Supervised
+
+    section = _section("kernel_trainers")
+    run = RunStore(tmp_path).create("contract", "model")
+    documented = set(re.findall(r"`run\.(\w+)", section))
+    assert {"set_status", "log", "quiet", "resuming", "callbacks", "events", "state", "fire",
+            "request_stop", "checkpoints"} <= documented
+    assert [name for name in sorted(documented) if not hasattr(run, name)] == []
+    fields = re.search(r"`kernel\.Result\(([^)]*)\)`", section).group(1).split(", ")
+    assert fields == [f.name for f in dataclasses.fields(Result)]
+    for call in ("describe(data)", "check(model, data, defaults)", "fit(model, data, run)"):
+        name, params = call[:-1].split("(")
+        assert f"`{call}" in section
+        assert list(inspect.signature(getattr(Supervised, name)).parameters)[1:4] == params.split(", ")
+    for helper in re.findall(r"`(save|load|load_newest)\((\w+)", section):
+        assert list(inspect.signature(getattr(checkpoint, helper[0])).parameters)[0] == helper[1]

@@ -92,15 +92,16 @@ class Checkpoint:
 
 class TensorBoard:
     """TensorBoard event files in ``tensorboard/``: scalars per epoch, hyper-parameters, the model graph
-    and a grid of sample inputs.
+    and the first training inputs as the renderers draw them (the pictures of the report).
 
     Args:
         graph: trace the model once to draw its graph.
-        images: log a grid of training inputs when they look like images.
+        samples: training inputs to log as pictures (0: none). The renderer that draws them is
+            chosen as for the report; what it does not draw as a picture is left out.
     """
 
-    def __init__(self, graph: bool = True, images: bool = True):
-        self.graph, self.images, self.writer = graph, images, None
+    def __init__(self, graph: bool = True, samples: int = 4):
+        self.graph, self.samples, self.writer = graph, samples, None
 
     def on_fit_start(self, run, state):
         import torch
@@ -111,11 +112,9 @@ class TensorBoard:
         if state.resumed:
             return
         inputs, _ = state.data.batch("train", size=16)
-        with torch.random.fork_rng(devices=[]):
-            if self.images and isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[1] in (1, 3):
-                x = inputs.float()
-                x = (x - x.min()) / (x.max() - x.min() + 1e-8)
-                self.writer.add_images("samples/train", x, 0)
+        with torch.random.fork_rng(devices=[]):  # a nicety must not change the run's random numbers
+            if self.samples:
+                self._log_samples(state.data)
             if self.graph:
                 from ..data import to_device
 
@@ -126,6 +125,30 @@ class TensorBoard:
                 except Exception:
                     pass  # not every model can be traced; the graph is a nicety
                 state.model.train(was)
+
+    def _log_samples(self, data):
+        """``samples/train/<i>``: each input drawn by the renderer the kernel picks for it. The kernel
+        knows no kind of data: the renderers (of any plugin) decide what a picture of it is."""
+        import torch
+
+        try:
+            from ..catalog import get_catalog
+            from ..rendering import as_media, choose_renderer
+
+            for i in range(min(self.samples, len(data.train))):
+                x, y = data.train[i]
+                if not isinstance(x, torch.Tensor):
+                    return  # inputs that are not one tensor (several, or raw) have no single picture
+                meta = {"shape": tuple(x.shape), "dtype": str(x.dtype).replace("torch.", ""), "role": "input",
+                        "tags": tuple(data.tags), "classes": data.classes}
+                _, renderer = choose_renderer(get_catalog(), meta)
+                context = {"input": x, "target": y, "facts": data.facts, "classes": data.classes,
+                           "normalize": data.facts.get("normalize")}
+                media = as_media(renderer.render(x, context))
+                if media.kind == "image":
+                    self.writer.add_image(f"samples/train/{i}", _picture(media.data), 0, dataformats="HWC")
+        except Exception:
+            pass  # pictures in TensorBoard are a nicety: no renderer, or a failing one, leaves them out
 
     def on_epoch_end(self, run, state):
         for key, value in state.metrics.items():
@@ -146,6 +169,16 @@ class TensorBoard:
     def on_exception(self, run, state):
         if self.writer is not None:
             self.writer.close()
+
+
+def _picture(png: bytes):
+    """An encoded image as an (H, W, 3) uint8 array, as TensorBoard takes it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
 class Progress:

@@ -176,9 +176,10 @@ class Supervised:
             out[metric_name(spec)] = metric
         return out
 
-    def check(self, model, data, cfg=None):
-        """Pass one small batch through the model, loss and metrics: a mismatch is a KernelError naming the setting."""
-        cfg = cfg or self.describe(data)
+    def check(self, model, data, defaults=None):
+        """Pass one small batch through the model, loss and metrics: a mismatch is a KernelError naming
+        the setting. ``defaults``: what :meth:`describe` gave (worked out again when not given)."""
+        cfg = defaults or self.describe(data)
         loss_fn, metrics = self.build_loss(cfg), self.build_metrics(cfg, data)
         inputs, targets = data.batch("train", size=min(4, len(data.train)))
         was_training = model.training
