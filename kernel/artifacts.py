@@ -32,7 +32,8 @@ def run_analyzers(plan) -> list:
     analyzers = plan.analyzers()
     info = {"splits": {k: len(v) for k, v in data.splits.items()}, "classes": data.classes,
             "facts": data_facts(plan), "tags": tuple(plan.dataset_tags),
-            "transforms": [t.use for t in plan.workflow.dataset.transforms]}
+            # the workflow's transforms as a workflow writes them, so a suggestion can extend them
+            "transforms": [{"use": t.use, **dict(t.params)} for t in plan.workflow.dataset.transforms]}
     for _, a in analyzers:
         a.start(info)
     for split in data.splits:

@@ -44,9 +44,10 @@ class Report:
     """What an analyzer finds.
 
     ``values`` maps a name to a number or text; ``table`` is a list of rows (dicts or lists);
-    ``figure`` is an optional PIL image; ``suggestions`` are workflow settings the user may adopt,
-    as dotted paths (``{"dataset.transforms[1].mean": [0.5]}``) or plain names when the setting has
-    no single place (``{"class_weights": [...]}``).
+    ``figure`` is an optional PIL image; ``suggestions`` are workflow settings the user may adopt:
+    dotted paths that ``kernel run --set`` takes (``{"trainer.loss": {"use": ..., "weight": [...]}}``,
+    ``{"dataset.transforms[1].max_length": 64}``), with values a workflow can hold (numbers, text,
+    lists, tables). ``set_options()`` prints them as those options.
     """
 
     title: str
@@ -54,6 +55,12 @@ class Report:
     table: list | None = None
     figure: Any = None
     suggestions: dict = field(default_factory=dict)
+
+    def set_options(self) -> list[str]:
+        """Each suggestion as the option that adopts it: ``--set 'trainer.epochs=3'``."""
+        from .toml_values import set_option
+
+        return [set_option(path, value) for path, value in self.suggestions.items()]
 
     def to_dict(self) -> dict:
         """The report as JSON-ready data (the figure is left out: it is saved as a PNG beside it)."""

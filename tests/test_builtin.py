@@ -114,7 +114,7 @@ def test_value_stats_match_torch_over_several_batches():
         stats.update({"split": "train", "inputs": list(chunk), "targets": [0] * len(chunk)})
     stats.update({"split": "valid", "inputs": [torch.full((3, 5, 5), 100.0)], "targets": [0]})
     report = stats.finish()
-    mean, std = report.suggestions["normalize"]["mean"], report.suggestions["normalize"]["std"]
+    mean, std = [row["mean"] for row in report.table], [row["std"] for row in report.table]
     per_channel = x.transpose(0, 1).reshape(3, -1)
     assert mean == pytest.approx(per_channel.mean(1).tolist(), abs=1e-4)
     assert std == pytest.approx(per_channel.std(1).tolist(), abs=1e-4)
@@ -187,7 +187,7 @@ def test_value_stats_leave_out_index_inputs():
     assert not report.suggestions and "indices" in report.values["note"]
     stats.start({})
     stats.update({"split": "train", "inputs": [torch.tensor([[0, 255]], dtype=torch.uint8)], "targets": [0]})
-    assert stats.finish().suggestions["normalize"]["mean"] == [127.5]  # uint8 pixels are still measured
+    assert stats.finish().table[0]["mean"] == 127.5  # uint8 pixels are still measured
 
 
 def test_samples_are_chosen_across_the_classes(tmp_path):
@@ -220,3 +220,52 @@ def test_what_a_renderer_returns_is_saved_with_its_own_suffix(tmp_path):
         kernel.Media("audio", b"", ".png")
     with pytest.raises(KernelError, match="returned a int"):
         as_media(3)
+
+
+def _class_balance(labels, task="multiclass"):
+    analyzer = kernel.create("kernel.class_balance")
+    analyzer.start({"facts": {"task": task}})
+    analyzer.update({"split": "train", "inputs": [None] * len(labels), "targets": labels})
+    return analyzer.finish()
+
+
+def test_class_weights_are_suggested_only_for_imbalanced_classes_as_a_loss_setting():
+    balanced = _class_balance([torch.tensor(i % 3) for i in range(30)])
+    assert balanced.suggestions == {}  # weights of 1 change nothing
+    skewed = _class_balance([torch.tensor(0)] * 30 + [torch.tensor(2)] * 10)  # class 1 absent
+    assert skewed.suggestions == {"trainer.loss": {"use": "torch.nn.CrossEntropyLoss",
+                                                   "weight": [0.6667, 1.0, 2.0]}}
+    assert skewed.set_options() == ["--set 'trainer.loss={ use = \"torch.nn.CrossEntropyLoss\", "
+                                    "weight = [0.6667, 1.0, 2.0] }'"]
+
+
+def test_regression_targets_are_not_counted_as_classes():
+    report = _class_balance([torch.tensor([0.2]), torch.tensor([1.7]), torch.tensor([0.9])], task="regression")
+    assert report.table is None and report.suggestions == {} and "not class labels" in report.values["note"]
+    floats = _class_balance([torch.tensor(0.2), torch.tensor(1.7)], task=None)  # no task known: floats are no labels
+    assert floats.table is None
+
+
+@pytest.mark.xfail(reason="the trainer's build_loss must turn list parameters (weight, pos_weight) into "
+                          "tensors; torch's losses refuse a list (kernel/training/supervised.py)", strict=False)
+def test_a_printed_suggestion_is_accepted_by_kernel_run_as_printed(tmp_path):
+    """The class weights for an imbalanced file, adopted with the very `--set` text the report gives."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 45 + [1] * 15)
+    rng.shuffle(labels)
+    np.savez(tmp_path / "d.npz", inputs=rng.normal(size=(60, 4)).astype("float32"), targets=labels)
+    (tmp_path / "wf.toml").write_text(f'name = "imbalanced"\n[dataset]\nuse = "kernel.tensors"\npath = "{tmp_path / "d.npz"}"\n'
+                                      '[[models]]\nuse = "kernel.mlp"\n[trainer]\nuse = "kernel.supervised"\n'
+                                      'epochs = 1\n')
+    plan = prepare(Workflow.from_file(tmp_path / "wf.toml"))
+    (report,) = [r for name, r in kernel.run_analyzers(plan) if name == "kernel.class_balance"]
+    (option,) = report.set_options()
+    proc = subprocess.run([sys.executable, "-m", "kernel.cli", "run", "--dry-run", "wf.toml", *shlex.split(option)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERNEL_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr

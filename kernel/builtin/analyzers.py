@@ -5,17 +5,24 @@ import math
 
 from ..component import Report
 
+#: the largest class over the smallest above which class weights are worth suggesting: below it
+#: the weights stay near 1 and change nothing a person would notice
+IMBALANCE_WORTH_WEIGHTS = 1.5
+
 
 class ClassBalance:
     """Counts per class for each split, and a runs test on the label order of the training split.
 
     Sorted or grouped labels (all of class 0, then all of class 1) make a training split that a
     loader without shuffling would feed badly; the randomness score says how the order compares
-    to a shuffled one (1.0 looks random, near 0 looks sorted).
+    to a shuffled one (1.0 looks random, near 0 looks sorted). An imbalanced training split gets
+    class weights for the loss, as ``trainer.loss``; regression targets are not classes and are
+    not counted.
     """
 
     def start(self, info):
         self.classes = info.get("classes")
+        self.task = (info.get("facts") or {}).get("task")
         self.counts: dict[str, dict[int, int]] = {}
         self.order: list[int] = []
         self.skipped = 0
@@ -23,10 +30,9 @@ class ClassBalance:
     def update(self, batch):
         counts = self.counts.setdefault(batch["split"], {})
         for target in batch["targets"]:
-            try:
-                label = int(target)
-            except (TypeError, ValueError, RuntimeError):
-                self.skipped += 1  # not a class label (boxes, masks, floats)
+            label = _label(target)
+            if label is None:
+                self.skipped += 1  # not a class label (boxes, masks, regression values)
                 continue
             counts[label] = counts.get(label, 0) + 1
             if batch["split"] == "train" and len(self.order) < 100_000:
@@ -37,6 +43,8 @@ class ClassBalance:
 
     def finish(self):
         labels = sorted({k for c in self.counts.values() for k in c})
+        if self.task == "regression" or not labels:
+            return Report("Class balance", values={"note": "the targets are not class labels: nothing to count"})
         splits = list(self.counts)
         table = [{"class": self._name(lab), **{s: self.counts[s].get(lab, 0) for s in splits}}
                  for lab in labels]
@@ -45,10 +53,15 @@ class ClassBalance:
         train = self.counts.get("train", {})
         if train:
             sizes = list(train.values())
-            values["imbalance (largest / smallest)"] = round(max(sizes) / max(1, min(sizes)), 3)
+            imbalance = max(sizes) / max(1, min(sizes))
+            values["imbalance (largest / smallest)"] = round(imbalance, 3)
             total = sum(sizes)
-            suggestions["class_weights"] = [round(total / (len(labels) * train.get(lab, 1) or 1), 4)
-                                            for lab in labels]
+            if imbalance > IMBALANCE_WORTH_WEIGHTS:
+                # one weight per class index (the loss indexes them by label); a class absent from
+                # the training split keeps weight 1
+                weights = [round(total / (len(train) * train[i]), 4) if i in train else 1.0
+                           for i in range(max(labels) + 1)]
+                suggestions["trainer.loss"] = {"use": "torch.nn.CrossEntropyLoss", "weight": weights}
             values["order randomness"] = round(_runs_score(self.order), 3)
             values["majority baseline (train)"] = round(max(sizes) / total, 4)
         if self.skipped:
@@ -73,6 +86,18 @@ class ClassBalance:
         return figure_to_image(fig)
 
 
+def _label(target) -> int | None:
+    """A class index from a target: an integer, or a one-element integer tensor; else None."""
+    if isinstance(target, bool):
+        return None
+    if isinstance(target, int):
+        return target
+    dtype = str(getattr(target, "dtype", ""))
+    if "int" in dtype and getattr(target, "numel", lambda: 0)() == 1:
+        return int(target)
+    return None
+
+
 def _runs_score(labels: list[int]) -> float:
     """Observed label changes between neighbours over those expected in a random order (capped at 1)."""
     n = len(labels)
@@ -91,8 +116,10 @@ class ValueStats:
     """Per-channel mean and standard deviation of the inputs, streamed (Chan et al.'s merge).
 
     Channels are the first dimension of inputs with two or more dimensions (C, H, W or C, T);
-    1-D inputs count as one channel. Suggests ``mean`` and ``std`` for a normalisation. Inputs of
-    dtype int64 are indices (token ids, categories), not measurements, and are left out.
+    1-D inputs count as one channel. The table holds ``channel``, ``mean`` and ``std``. It suggests
+    nothing: the transform that normalises belongs to a domain plugin, whose analyzer suggests it
+    (``vision.normalization``). Inputs of dtype int64 are indices (token ids, categories), not
+    measurements, and are left out.
     """
 
     def __init__(self, split: str = "train"):
@@ -136,7 +163,7 @@ class ValueStats:
             self.m2 = self.m2 + m2 + delta ** 2 * self.count * n / total
             self.count = total
 
-    def stats(self) -> tuple[list[float], list[float]]:
+    def _mean_std(self) -> tuple[list[float], list[float]]:
         """(mean, std) per channel."""
         if self.mean is None:
             return [], []
@@ -144,10 +171,10 @@ class ValueStats:
         return [round(float(v), 6) for v in self.mean], [round(max(float(v), 1e-8), 6) for v in std]
 
     def finish(self):
-        mean, std = self.stats()
+        mean, std = self._mean_std()
         if not mean:
             return Report("Value statistics", values={"note": "no measured inputs (int64 inputs are indices, "
                                                              "such as token ids, and are not measured)"})
         table = [{"channel": i, "mean": m, "std": s} for i, (m, s) in enumerate(zip(mean, std))]
         return Report("Value statistics", values={"channels": len(mean), "min": self.minimum, "max": self.maximum},
-                      table=table, suggestions={"normalize": {"mean": mean, "std": std}})
+                      table=table)

@@ -37,6 +37,9 @@ class LengthDistribution:
 
     def start(self, info):
         self.splits: dict[str, Counter] = {}
+        # where text.vocab sits in the workflow's transforms: its max_length is what is suggested
+        self.vocab_at = next((i for i, t in enumerate(info.get("transforms") or []) if t.get("use") == "text.vocab"),
+                             None)
 
     def update(self, batch):
         counts = self.splits.setdefault(batch["split"], Counter())
@@ -57,8 +60,8 @@ class LengthDistribution:
             return report
         report.values = {"mean_length": main["mean"], "median_length": main["median"],
                          "p95_length": main["p95"], "max_length": main["max"], "empty_samples": main["empty"]}
-        if main["p95"] < main["max"]:
-            report.suggestions = {"max_length": main["p95"]}  # text.vocab's max_length: 95 % stay whole
+        if main["p95"] < main["max"] and self.vocab_at is not None:  # text.vocab's max_length: 95 % stay whole
+            report.suggestions = {f"dataset.transforms[{self.vocab_at}].max_length": main["p95"]}
         report.figure = self.figure()
         return report
 

@@ -25,8 +25,9 @@ def test_lengths_suggest_a_max_length_that_keeps_95_percent_whole(tmp_path):
     report = _reports(tmp_path, train, valid)["text.lengths"]
     assert report.values["max_length"] == 100 and report.values["median_length"] == 50
     assert report.values["p95_length"] == 95
-    assert report.suggestions == {"max_length": 95}
-    kept = sum(1 for text, _ in train if len(text.split()) <= report.suggestions["max_length"])
+    assert report.suggestions == {"dataset.transforms[1].max_length": 95}  # text.vocab is the second transform
+    assert report.set_options() == ["--set 'dataset.transforms[1].max_length=95'"]
+    kept = sum(1 for text, _ in train if len(text.split()) <= 95)
     assert kept / len(train) >= 0.95 and sum(1 for t, _ in train if len(t.split()) <= 94) / len(train) < 0.95
     by_split = {row["split"]: row for row in report.table}
     assert by_split["valid"]["samples"] == 2 and by_split["valid"]["max"] == 3

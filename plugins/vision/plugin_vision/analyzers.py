@@ -1,14 +1,18 @@
-"""Image analyzers: sizes and aspect ratios as stored, and duplicated images within and across splits.
+"""Image analyzers: sizes and aspect ratios as stored, duplicated images within and across splits,
+and whether the images reach the model normalised.
 
-Both read the samples before the workflow's transforms (``raw = True``): a Resize would hide the
-sizes, and random augmentations would hide duplicates. Class balance and channel statistics come
-from the kernel (``kernel.class_balance``, ``kernel.value_stats``).
+Sizes and duplicates read the samples before the workflow's transforms (``raw = True``): a Resize
+would hide the sizes, and random augmentations would hide duplicates. Class balance and channel
+statistics come from the kernel (``kernel.class_balance``, ``kernel.value_stats``). Suggestions
+are whole ``dataset.transforms`` lists (the workflow's own, with the transform added), so the
+printed ``--set`` adopts them as they are.
 """
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
 
+import kernel
 from kernel import Report
 
 from .images import is_pil
@@ -38,6 +42,7 @@ class ImageSizes:
     def start(self, info):
         self.sizes: dict[str, Counter] = {}
         self.skipped = 0
+        self.transforms = list(info.get("transforms") or [])
         # the input shape after the workflow's transforms: a Resize already there needs no suggestion
         self.transformed = tuple((info.get("facts") or {}).get("input_shape") or ())
 
@@ -76,7 +81,8 @@ class ImageSizes:
         resized = len(self.transformed) >= 2 and min(self.transformed[-2:]) >= 32
         if (len(total) > 1 or heights[mid] < 32) and not resized:
             side = max(32, min(heights[mid], widths[mid]))
-            suggestions["resize"] = {"use": "vision.Resize", "size": [side, side]}
+            # first, so that every later transform sees one size
+            suggestions["dataset.transforms"] = [{"use": "vision.Resize", "size": [side, side]}, *self.transforms]
         return Report("Image sizes", values=values, table=table, suggestions=suggestions)
 
 
@@ -139,8 +145,46 @@ class Duplicates:
         for key, n in self.across.items():
             values[key] = n
         leaked = sum(self.across.values())
-        suggestions = {}
-        if leaked:
-            suggestions["deduplicate"] = (f"{leaked} image(s) of a held-out split also appear in another split; "
-                                          f"remove them so validation measures unseen data")
-        return Report("Duplicate images", values=values, table=self.pairs or None, suggestions=suggestions)
+        if leaked:  # advice, not a setting: no workflow value removes files
+            values["leakage"] = (f"{leaked} image(s) of a held-out split also appear in another split; "
+                                 f"remove them so validation measures unseen data")
+        return Report("Duplicate images", values=values, table=self.pairs or None)
+
+
+#: per-channel means within this of 0 and standard deviations within this of 1 count as normalised
+NORMALISED = 0.1
+
+
+class Normalization:
+    """Whether the images reach the model normalised (mean 0, std 1 per channel, on the training
+    split, after the workflow's transforms); if not, suggests adding ``vision.Normalize`` (its
+    mean and std are fitted on the training split). Nothing is suggested when the workflow already
+    normalises (a ``normalize`` data fact) or the values already are."""
+
+    def start(self, info):
+        self.already = "normalize" in (info.get("facts") or {})
+        self.transforms = list(info.get("transforms") or [])
+        self.stats = kernel.create("kernel.value_stats")
+        self.stats.start(info)
+
+    def update(self, batch):
+        if not self.already:
+            self.stats.update({**batch, "inputs": [x for x in batch["inputs"] if _is_image(x)]})
+
+    def finish(self):
+        if self.already:
+            return Report("Normalisation", values={"normalised": "yes, by the workflow's transforms"})
+        rows = self.stats.finish().table or []
+        if not rows:
+            return Report("Normalisation", values={"note": "no image tensors to measure"})
+        values = {f"channel {r['channel']} mean": r["mean"] for r in rows}
+        values.update({f"channel {r['channel']} std": r["std"] for r in rows})
+        normalised = all(abs(r["mean"]) <= NORMALISED and abs(r["std"] - 1) <= NORMALISED for r in rows)
+        values["normalised"] = "yes" if normalised else "no"
+        suggestions = {} if normalised else {"dataset.transforms": [*self.transforms, {"use": "vision.Normalize"}]}
+        return Report("Normalisation", values=values, table=rows, suggestions=suggestions)
+
+
+def _is_image(x) -> bool:
+    shape = tuple(getattr(x, "shape", ()))
+    return len(shape) == 3 and shape[0] in (1, 3, 4)

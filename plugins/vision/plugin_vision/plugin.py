@@ -115,4 +115,7 @@ def kernel_analyzers():
         Component("vision.duplicates", a + "Duplicates",
                   "Identical images within a split and across splits (train/valid leakage), by hash",
                   tags=("vision",), example={"_dataset": DIGITS32}),
+        Component("vision.normalization", a + "Normalization",
+                  "Whether images reach the model normalised; suggests vision.Normalize if not",
+                  tags=("vision",), example={"_dataset": DIGITS32}),
     ]

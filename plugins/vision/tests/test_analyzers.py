@@ -1,4 +1,5 @@
-"""Analyzers: image sizes as stored, and duplicated images within and across splits (leakage)."""
+"""Analyzers: image sizes as stored, duplicated images within and across splits (leakage), and
+whether images reach the model normalised; suggestions are `--set` options a run accepts."""
 from __future__ import annotations
 
 import shutil
@@ -27,7 +28,7 @@ def test_image_sizes_and_aspect_ratios_per_split():
     assert values["smallest (h x w)"] == "20 x 30" and values["largest (h x w)"] == "60 x 40"
     assert values["aspect ratio (w / h) min"] == 0.5 and values["aspect ratio max"] == 2.0
     assert report.table[0] == {"height": 20, "width": 40, "aspect": 2.0, "train": 2, "valid": 1}
-    assert report.suggestions["resize"]["use"] == "vision.Resize"  # sizes differ: one size for batching
+    assert report.suggestions["dataset.transforms"][0]["use"] == "vision.Resize"  # sizes differ: one size
 
 
 def test_no_resize_suggested_when_the_workflow_already_resizes():
@@ -37,8 +38,9 @@ def test_no_resize_suggested_when_the_workflow_already_resizes():
         plan = prepare({"use": "vision.digits", "transforms": transforms})
         return dict(run_analyzers(plan))["vision.image_sizes"].suggestions
 
-    assert suggestions([])["resize"] == {"use": "vision.Resize", "size": [32, 32]}  # 8x8 digits as stored
-    assert "resize" not in suggestions([{"use": "vision.Resize", "size": 32}])
+    flip = {"use": "vision.RandomHorizontalFlip", "p": 0.5}
+    assert suggestions([flip]) == {"dataset.transforms": [{"use": "vision.Resize", "size": [32, 32]}, flip]}  # 8x8
+    assert suggestions([{"use": "vision.Resize", "size": 32}]) == {}
 
 
 def test_duplicates_within_and_across_splits_in_an_image_folder(tmp_path):
@@ -56,7 +58,7 @@ def test_duplicates_within_and_across_splits_in_an_image_folder(tmp_path):
     assert values["images"] == 12 and values["distinct images"] == 10
     assert values["duplicates within train"] == 1 and values["duplicates within valid"] == 0
     assert values["valid also in train"] == 1
-    assert "deduplicate" in reports["vision.duplicates"].suggestions
+    assert "1 image(s) of a held-out split" in values["leakage"] and not reports["vision.duplicates"].suggestions
     sizes = reports["vision.image_sizes"].values
     assert sizes["distinct sizes"] == 1 and sizes["median (h x w)"] == "10 x 12"
 
@@ -64,3 +66,35 @@ def test_duplicates_within_and_across_splits_in_an_image_folder(tmp_path):
 def test_no_duplicates_no_suggestion():
     report = _run(Duplicates(), [("train", [torch.rand(1, 4, 4) for _ in range(3)]), ("valid", [torch.rand(1, 4, 4)])])
     assert report.values["distinct images"] == 4 and not report.suggestions and report.table is None
+
+
+def test_normalisation_is_suggested_only_when_the_workflow_does_not_normalise():
+    from kernel import run_analyzers
+
+    def report(transforms):
+        return dict(run_analyzers(prepare({"use": "vision.digits", "transforms": transforms})))["vision.normalization"]
+
+    resize = {"use": "vision.Resize", "size": 32}
+    raw = report([resize])
+    assert raw.values["normalised"] == "no"
+    assert raw.suggestions == {"dataset.transforms": [resize, {"use": "vision.Normalize"}]}
+    assert report([resize, {"use": "vision.Normalize"}]).suggestions == {}  # the automatic Normalize: done
+    assert report([resize, {"use": "vision.Normalize", "mean": [0.3], "std": [0.4]}]).suggestions == {}
+
+
+def test_the_printed_suggestions_are_accepted_by_kernel_run(cli, tmp_path, workspace):
+    """What `kernel analyze` suggests, pasted back as printed (Report.set_options), makes a valid run."""
+    import shlex
+
+    from kernel import Workflow, run_analyzers, prepare as build
+
+    path = tmp_path / "wf.toml"
+    path.write_text('name = "digits"\n[dataset]\nuse = "vision.digits"\n'
+                    'transforms = [{ use = "vision.RandomHorizontalFlip" }]\n'
+                    '[[models]]\nuse = "vision.simple_cnn"\n[trainer]\nuse = "kernel.supervised"\nepochs = 1\n')
+    reports = dict(run_analyzers(build(Workflow.from_file(path))))
+    for name in ("vision.image_sizes", "vision.normalization"):
+        (option,) = reports[name].set_options()
+        assert option.startswith("--set 'dataset.transforms=[")
+        proc = cli("run", "--dry-run", path, *shlex.split(option))
+        assert proc.returncode == 0, f"{option}\n{proc.stdout}\n{proc.stderr}"
