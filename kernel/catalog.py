@@ -57,6 +57,9 @@ class Catalog:
 
     def __init__(self, plugins: PluginSet):
         self.plugins = plugins
+        # None: import paths resolve freely (the user's own workflow); an AllowedImports: only those it
+        # allows (a run file being rebuilt; kernel.allowed_imports.enforcing sets one for a block too)
+        self.allowed_imports = None
         self.components: dict[str, Component] = {}
         self.conflicts: dict[str, list[str]] = {}
         for kind in KINDS:
@@ -106,6 +109,11 @@ class Catalog:
             raise KernelError(f"unknown {kind or 'component'} {name!r}: plugin {prefix!r} ({info.distribution}) "
                               f"is {info.status}" + (f": {info.error}" if info.error else "") + "; see `kernel plugins`")
         if is_import_path(name) and not self._looks_like_plugin_name(name):
+            from .allowed_imports import active
+
+            allowance = self.allowed_imports or active()
+            if allowance is not None:  # rebuilding a run file: only the code the user allows, checked now
+                return Component(name, allowance.resolve(name), kind=kind or "", plugin="(import)")
             return Component(name, name, kind=kind or "", plugin="(import)")
         choices = self.names(kind) if kind else self.names()
         what = kind or "component"

@@ -4,8 +4,14 @@ The model is rebuilt from ``run.json`` (component and parameters, facts already 
 from ``best.pt`` (else ``last.pt``); the transforms are rebuilt and given their fitted state, so
 :meth:`LoadedRun.predict` works without reading the dataset. :meth:`LoadedRun.samples` builds the
 dataset on first use.
+
+A run folder is data: rebuilding it resolves catalog components of installed plugins, and import
+paths only where the user allows them (``allow_imports=``, ``KERNEL_ALLOW_IMPORTS``; see
+kernel/allowed_imports.py), never code a run.json someone handed over names.
 """
 from __future__ import annotations
+
+import sys
 
 from .errors import KernelError
 from .store import Run, RunStore
@@ -14,12 +20,22 @@ from .store import Run, RunStore
 class LoadedRun:
     """``.model`` (eval mode), ``.transforms``, ``.facts``, ``.classes``, ``.info`` (run.json), ``.run``."""
 
-    def __init__(self, run: Run, checkpoint: str | None = None):
+    def __init__(self, run: Run, checkpoint: str | None = None, allowance=None):
+        from .allowed_imports import AllowedImports, check_spec, enforcing
         from .catalog import get_catalog
         from .data import collate_from
         from .training import checkpoint as ckpt
 
         self.run, self.info = run, run.info
+        self.allowance = allowance or AllowedImports.from_user(where=str(run.dir / "run.json"))
+        path = run.dir / "run.json"
+        use, params, spec = run.info.get("use"), run.info.get("params", {}), run.info.get("spec")
+        if not isinstance(use, str) or not isinstance(params, dict) or not isinstance(spec, dict) \
+                or not isinstance(spec.get("dataset"), dict):
+            raise KernelError(f"{path} is damaged: 'use', 'params' or 'spec' is missing or of the wrong kind")
+        catalog = get_catalog()
+        with enforcing(self.allowance):  # every name is checked before anything is imported or built
+            check_spec({**spec, "models": [{"use": use}, *(spec.get("models") or [])]}, self.allowance, catalog)
         self.facts = dict(run.info.get("facts") or {})
         self.classes = run.info.get("classes")
         names = [checkpoint] if checkpoint else ["best.pt", "last.pt", "previous.pt"]
@@ -33,17 +49,17 @@ class LoadedRun:
                 except ckpt.CheckpointError as exc:
                     if checkpoint:
                         raise
-                    print(f"kernel: warning: {exc}; trying the next checkpoint")
+                    print(f"kernel: warning: {exc}; trying the next checkpoint", file=sys.stderr)
         if state is None:
             raise KernelError(f"run {run.id} has no usable checkpoint in {run.checkpoints}")
-        catalog = get_catalog()
-        spec = run.info["spec"]
-        comp = catalog.get(run.info["use"], "model")
-        self.model = catalog.target(comp)(**run.info.get("params", {}))
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
         ds = spec["dataset"]
-        self.transforms = [catalog.create(t["use"], "transform", **t.get("params", {})) for t in ds.get("transforms", [])]
+        with enforcing(self.allowance):
+            comp = catalog.get(use, "model")
+            self.model = catalog.target(comp)(**params)
+            self.model.load_state_dict(state["model"])
+            self.model.eval()
+            self.transforms = [catalog.create(t["use"], "transform", **t.get("params", {}))
+                               for t in ds.get("transforms", [])]
         for t, saved in zip(self.transforms, state.get("transforms") or []):
             if saved is not None and hasattr(t, "load_state_dict"):
                 t.load_state_dict(saved)
@@ -57,10 +73,12 @@ class LoadedRun:
     def plan(self):
         """The run's workflow prepared again (dataset, splits, fitted transforms): built on first use."""
         if self._plan is None:
+            from .allowed_imports import enforcing
             from .build import prepare
             from .workflow import Workflow
 
-            self._plan = prepare(Workflow.from_dict(self.info["spec"]))
+            with enforcing(self.allowance):
+                self._plan = prepare(Workflow.from_dict(self.info["spec"]))
         return self._plan
 
     @property
@@ -98,7 +116,19 @@ class LoadedRun:
             return forward(self.model, to_device(batch, device))
 
 
-def load(ref, checkpoint: str | None = None, workspace=None) -> LoadedRun:
-    """A trained run by id (or unique prefix, or directory): model, transforms, facts, samples, predict."""
+def load(ref, checkpoint: str | None = None, workspace=None, allow_imports=None) -> LoadedRun:
+    """A trained run by id (or unique prefix, or directory): model, transforms, facts, samples, predict.
+
+    ``allow_imports``: import-path prefixes (``["mypkg"]``) the run's run.json may name besides the
+    installed plugins' components; ``KERNEL_ALLOW_IMPORTS`` adds more (comma-separated).
+    """
+    from .allowed_imports import AllowedImports
+    from .runlock import is_locked
+    from .store import clean_temporary_files
+
     run = ref if isinstance(ref, Run) else RunStore(workspace).get(str(ref))
-    return LoadedRun(run, checkpoint)
+    if not is_locked(run.dir):  # no writer: what a killed one left is garbage
+        clean_temporary_files(run.dir)
+    allowance = AllowedImports.from_user(allow_imports, where=str(run.dir / "run.json"),
+                                         how="kernel.load(..., allow_imports=[{!r}])")
+    return LoadedRun(run, checkpoint, allowance)

@@ -9,6 +9,7 @@ holds the run's lock.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from .errors import KernelError
@@ -31,14 +32,21 @@ class RunLock:
         import fcntl
 
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            pid = holder(self.path.parent)
-            who = f"process {pid}" if pid else "another process"
-            raise RunLocked(f"run {self.path.parent.name} is being trained by {who}; "
-                            "wait for it to end, or stop it (Ctrl-C there, or the dashboard's stop button)") from None
+        for attempt in range(20):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # a reader elsewhere may be probing the lock for an instant (is_locked without
+                # /proc/locks): only a holder that stays, or an exclusive one, means another writer
+                if _exclusive_holder(self.path) is not None or attempt == 19:
+                    os.close(fd)
+                    pid = holder(self.path.parent)
+                    who = f"process {pid}" if pid else "another process"
+                    raise RunLocked(f"run {self.path.parent.name} is being trained by {who}; "
+                                    "wait for it to end, or stop it (Ctrl-C there, or the dashboard's stop button)"
+                                    ) from None
+                time.sleep(0.025)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())  # for people reading the folder; holder() does not trust it
         self._fd = fd
@@ -60,11 +68,49 @@ class RunLock:
         self.release()
 
 
+def _lock_table() -> str | None:
+    try:
+        return Path("/proc/locks").read_text()
+    except OSError:
+        return None
+
+
+def _exclusive_holder(path: Path) -> int | None:
+    """The PID holding an exclusive flock on ``path`` by ``/proc/locks``; None if none or unknown."""
+    table = _lock_table()
+    if table is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (blocked waiters have a "->" field)
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[3] != "WRITE":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if int(inode) == st.st_ino and (int(major, 16), int(minor, 16)) == (os.major(st.st_dev), os.minor(st.st_dev)):
+                return int(fields[4])
+        except ValueError:
+            continue
+    return None
+
+
 def is_locked(run_dir) -> bool:
-    """Whether some process holds the run's lock now."""
+    """Whether some process holds the run's lock now.
+
+    On Linux this reads ``/proc/locks`` and takes no lock itself, so asking never makes a writer's
+    acquire fail; elsewhere it probes with a shared lock for an instant.
+    """
     import fcntl
 
     path = Path(run_dir) / LOCK_NAME
+    if not path.exists():
+        return False
+    if _lock_table() is not None:
+        return _exclusive_holder(path) is not None
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -86,28 +132,9 @@ def holder(run_dir) -> int | None:
     while the file is really locked.
     """
     path = Path(run_dir) / LOCK_NAME
+    if _lock_table() is not None:
+        return _exclusive_holder(path) if path.exists() else None
     if not is_locked(run_dir):
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    try:
-        table = Path("/proc/locks").read_text()
-    except OSError:
-        table = None
-    if table is not None:
-        for line in table.splitlines():
-            fields = line.split()
-            # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (blocked waiters have a "->" field)
-            if len(fields) < 6 or fields[1] == "->" or fields[1] != "FLOCK":
-                continue
-            try:
-                major, minor, inode = fields[5].split(":")
-                if int(inode) == st.st_ino and (int(major, 16), int(minor, 16)) == (os.major(st.st_dev), os.minor(st.st_dev)):
-                    return int(fields[4])
-            except ValueError:
-                continue
         return None
     try:
         return int(path.read_text().split()[0])

@@ -1,30 +1,58 @@
 """Running a workflow: one run per model, one after another or in ``--parallel N`` processes.
 
 A run is fully described by its ``run.json`` (the workflow and the model's index), so a worker
-process, ``kernel resume`` and the sequential loop all train through :func:`execute`.
-One model that fails is recorded as failed; the others still train.
+process, ``kernel resume`` and the sequential loop all train through :func:`execute`, which holds
+the run's lock (one writer per run) for the training and the artifacts.
+One model that fails is recorded as failed; the others still train. Ctrl-C (or SIGTERM) stops the
+whole workflow, and the runs that can go on are named with their ``kernel resume`` line.
+Rebuilding a run from its run.json imports only what the user allows (kernel/allowed_imports.py).
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import platform
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
 import traceback
 
 from .errors import KernelError
-from .store import Run, RunStore
+from .store import Run, RunStore, clean_temporary_files, read_run_json, scan_jsonl
+
+KEEP_CHECKPOINTS_ENV = "KERNEL_KEEP_CHECKPOINTS"
+
+
+def say(message: str):
+    """What the runner tells the user about a run (not progress): stderr, even when quiet."""
+    print(f"kernel: {message}", file=sys.stderr, flush=True)
+
+
+def keep_checkpoints_default(keep: bool | None) -> bool:
+    """The ``keep_checkpoints`` setting: given, else ``KERNEL_KEEP_CHECKPOINTS``, else False."""
+    if keep is not None:
+        return bool(keep)
+    return os.environ.get(KEEP_CHECKPOINTS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=None, overrides=None,
-                 catalog=None) -> "Results":
-    """Train every model of ``workflow``; returns :class:`Results` (one run each)."""
+                 catalog=None, keep_checkpoints: bool | None = None) -> "Results":
+    """Train every model of ``workflow``; returns :class:`Results` (one run each).
+
+    ``keep_checkpoints``: keep every checkpoint of a completed run (default: only the slimmed
+    ``best.pt`` that ``kernel.load`` needs; ``KERNEL_KEEP_CHECKPOINTS=1`` sets the default).
+    Ctrl-C or SIGTERM stops the whole workflow: the runs that can go on are named, then
+    KeyboardInterrupt is raised.
+    """
     from .build import prepare
     from .catalog import get_catalog
     from .data import majority_baseline
+    from .interrupts import StopSignals
     from .seeding import seed_everything
 
     if overrides:
@@ -49,24 +77,68 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     plan.callbacks()  # the workflow's callbacks must build
     store = RunStore(workspace)
     baseline = majority_baseline(plan.data)
-    runs = [_create(store, plan, i, defaults, baseline) for i in range(len(workflow.models))]
-    if parallel > 1 and len(runs) > 1:
-        _run_parallel(runs, parallel, quiet, store)
-    else:
-        reports = None
-        for run in runs:
-            try:
-                execute(run, plan, quiet=quiet, reports=reports)
-                reports = reports or (run.artifacts / "reports")
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                if not quiet:
-                    print(f"kernel: run {run.id} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    keep = keep_checkpoints_default(keep_checkpoints)
+    runs = [_create(store, plan, i, defaults, baseline, keep) for i in range(len(workflow.models))]
+    with StopSignals() as stop:
+        try:
+            if parallel > 1 and len(runs) > 1:
+                _run_parallel(runs, parallel, quiet, store, stop, _allowed_for_workers(plan))
+            else:
+                reports = None
+                for run in runs:
+                    try:
+                        execute(run, plan, quiet=quiet, reports=reports)
+                        if reports is None and (run.artifacts / "reports").is_dir():
+                            reports = run.artifacts / "reports"  # the analyzers ran once: copied to the others
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as exc:
+                        say(f"run {run.id} failed: {_describe_error(exc)}")
+                    if stop.requested:  # the trainer ended its run cleanly on Ctrl-C: stop the workflow too
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            say_resumable(runs, store)
+            raise
     return Results([Run.open(r.dir, store) for r in runs])
 
 
-def _create(store: RunStore, plan, index: int, defaults: dict, baseline: dict | None = None) -> Run:
+def _allowed_for_workers(plan) -> list[str]:
+    """The import paths of the user's own workflow: the --parallel workers rebuild it from run.json,
+    which this process has just written, and may import exactly these."""
+    from .allowed_imports import import_paths
+
+    return import_paths(plan.workflow.to_dict(), plan.catalog)
+
+
+def say_resumable(runs: list, store: RunStore):
+    """After a stop: which runs can go on, each with the command that continues it."""
+    lines = []
+    for run in runs:
+        try:
+            info = read_run_json(run.dir / "run.json")
+        except KernelError:
+            continue
+        status = Run(run.dir, info, store).status
+        if status == "interrupted":
+            done = f"{info.get('epochs_done', 0)}/{info.get('epochs') or '?'} epochs"
+            lines.append(f"  kernel resume {run.id}   (interrupted, {done})")
+        elif status == "queued":
+            lines.append(f"  kernel resume {run.id}   (not started)")
+    if lines:
+        say("stopped; these runs can go on:\n" + "\n".join(lines))
+    else:
+        say("stopped")
+
+
+def _describe_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, KernelError) else str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        text += " (the disk is full: free some space, then `kernel resume` the run)"
+    return text
+
+
+def _create(store: RunStore, plan, index: int, defaults: dict, baseline: dict | None = None,
+            keep_checkpoints: bool = False) -> Run:
     import torch
 
     wf, data = plan.workflow, plan.data
@@ -76,35 +148,89 @@ def _create(store: RunStore, plan, index: int, defaults: dict, baseline: dict | 
         seed=wf.seed, tags=list(wf.tags), spec=wf.to_dict(), params=_plain(dict(spec.params)),
         defaults=defaults, param_count=None, epochs=defaults.get("epochs"), monitor=defaults.get("monitor"),
         mode=defaults.get("mode"), baseline=baseline, classes=data.classes, facts=_plain(data.facts), source=wf.source,
+        keep_checkpoints=keep_checkpoints,
         versions={"python": platform.python_version(), "torch": torch.__version__, "kernel": _version()})
 
 
-def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=None):
-    """Build the run's model, train it, and write its artifacts; returns the trainer's Result."""
+def _holding(run: Run, lock):
+    """The run's lock: the caller's when it holds it already, else taken here for the block."""
+    from .runlock import RunLock
+
+    if lock is not None and lock.held:
+        return contextlib.nullcontext(lock)
+    return RunLock(run.dir)
+
+
+def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=None, lock=None):
+    """Build the run's model, train it, and write its artifacts; returns the trainer's Result.
+
+    The run's lock is held throughout (taken here unless ``lock``, already held, is given): a
+    second writer gets :class:`kernel.runlock.RunLocked` before it touches anything.
+    """
+    with _holding(run, lock):
+        return _train(run, plan, quiet, resume, reports)
+
+
+def _train(run: Run, plan, quiet: bool, resume: bool, reports):
     from .seeding import seed_everything
+    from .training.result import Result
 
     index = run.info["model_index"]
     seed_everything(plan.workflow.seed)
     model, filled = plan.model(index)
     run.quiet, run.resuming = quiet, resume
     run.callbacks = plan.callbacks()
+    # "pending" until the artifacts are written: a run stopped in between is not taken for complete
     run.update(params=_plain({**plan.workflow.models[index].params, **filled}),
-               param_count=sum(p.numel() for p in model.parameters()))
+               param_count=sum(p.numel() for p in model.parameters()), artifacts="pending")
     if resume:
         _restore_transforms(run, plan)
     try:
         result = plan.trainer().fit(model, plan.data, run)
+    except KeyboardInterrupt:
+        _record_end(run, "interrupted", "interrupted")
+        raise
     except KernelError as exc:
-        if run.info["status"] in ("queued", "running"):
-            run.set_status("failed", str(exc))
+        _record_end(run, "failed", str(exc))
         raise
     except BaseException as exc:
-        if run.info["status"] in ("queued", "running"):
-            run.set_status("failed", f"{type(exc).__name__}: {exc}")
+        _record_end(run, "failed", _describe_error(exc))
         raise
+    if not isinstance(result, Result):
+        trainer = plan.workflow.trainer.use
+        reason = (f"the trainer {trainer}'s fit returned {type(result).__name__}, not a kernel Result "
+                  f"(the trainer contract: docs/hooks.md)")
+        _record_end(run, "failed", reason, force=True)
+        raise KernelError(reason)
     if result.status == "completed":
-        write_artifacts(run, plan, model, reports)
+        finish(run, plan, model, reports)
     return result
+
+
+def _record_end(run: Run, status: str, reason: str, force: bool = False):
+    """Mark the run ended unless the trainer did; a run.json that cannot be written (a full disk) is
+    said on stderr, since the run will then read as interrupted rather than failed."""
+    try:
+        on_disk = read_run_json(run.dir / "run.json").get("status")
+    except KernelError:
+        on_disk = run.info.get("status")
+    if not force and on_disk not in ("queued", "running"):
+        return
+    try:
+        run.set_status(status, reason)
+    except OSError as exc:
+        say(f"error: run {run.id}: could not record in run.json that it {status} ({reason}): {exc}")
+
+
+def finish(run: Run, plan, model, reports=None):
+    """A completed run's last steps: artifacts, then (unless kept) the checkpoints slimmed to what
+    ``kernel.load`` needs, then ``artifacts: written``. A stop before that leaves it to resume."""
+    from .training import checkpoint as ckpt
+
+    write_artifacts(run, plan, model, reports)
+    if not run.info.get("keep_checkpoints"):
+        ckpt.slim(run.checkpoints)
+    run.update(artifacts="written")
 
 
 def write_artifacts(run: Run, plan, model, reports=None):
@@ -163,61 +289,222 @@ def _restore_transforms(run: Run, plan):
             t.load_state_dict(state)
 
 
-def resume(ref: str, quiet: bool = False, workspace=None):
-    """Continue an interrupted or failed run from its newest good checkpoint."""
+# -- resuming ---------------------------------------------------------------------------------------
+def resume(ref: str, quiet: bool = False, workspace=None, allow_imports=None, force: bool = False,
+           restart: bool = False, keep_checkpoints: bool | None = None):
+    """Continue an interrupted or failed run from its newest good checkpoint.
+
+    A run stopped before its first checkpoint (or with ``restart``) trains again from its first
+    epoch. ``allow_imports``: import-path prefixes its run.json may name (see
+    kernel/allowed_imports.py). ``force``: resume although the data changed or metrics.jsonl has a
+    damaged line. Holds the run's lock from the first look to the last write.
+    """
+    from .interrupts import StopSignals
+    from .runlock import RunLock
+
     store = RunStore(workspace)
     run = store.get(ref)
-    status = run.status
-    if status == "completed":
-        raise KernelError(f"run {run.id} is already complete; start a new run with `kernel run`")
-    if status == "running":
-        raise KernelError(f"run {run.id} is still running (process {run.info.get('pid')})")
-    if status == "queued":
-        return _execute_from_dir(run, quiet, resume=False)
+    with StopSignals(), RunLock(run.dir) as lock:
+        run = Run.open(run.dir, store)  # as it is now that no one else can write it
+        removed = clean_temporary_files(run.dir)
+        if removed:
+            say(f"run {run.id}: removed {len(removed)} temporary file(s) a stopped writer left "
+                f"({', '.join(p.name for p in removed)})")
+        info = run.info
+        if keep_checkpoints is not None:
+            info["keep_checkpoints"] = bool(keep_checkpoints)
+        status = info.get("status")
+        if status == "completed":
+            if info.get("artifacts") == "pending":
+                return _finish_artifacts(run, lock, allow_imports)
+            raise KernelError(f"run {run.id} is already complete; start a new run with `kernel run`")
+        if status == "running" and info.get("host") not in (None, socket.gethostname()):
+            raise KernelError(f"run {run.id} is marked running on host {info.get('host')} "
+                              f"(process {info.get('pid')}); resume it there once it has stopped")
+        if status == "queued":
+            return _execute_from_dir(run, quiet, False, lock, allow_imports, force)
+        _check_metrics(run, force)
+        allowance = _allowance(run, allow_imports)
+        plan = _plan_from_dir(run, allowance, force)  # refuses code and changed data before anything changes
+        from .training import checkpoint as ckpt
+
+        state = path = None
+        if not restart:
+            try:
+                state, path, problems = ckpt.load_newest(run.checkpoints)
+            except ckpt.CheckpointError as exc:
+                if any((run.checkpoints / name).exists() for name in ckpt.NAMES):
+                    raise KernelError(f"cannot resume run {run.id}: {exc}; `kernel resume {run.id} --restart` "
+                                      f"trains it again from its first epoch") from None
+        if state is None:
+            why = "as asked (--restart)" if restart else "it was stopped before its first checkpoint"
+            say(f"run {run.id}: training it again from its first epoch ({why}); its metrics so far are cleared")
+            _start_over(run)
+            with _enforcing(run, allowance):
+                return execute(run, plan, quiet=quiet, resume=False, lock=lock)
+        for problem in problems:
+            say(f"run {run.id}: skipped a checkpoint: {problem}")
+        batches = state.get("batches_done") or 0
+        where = f"{state.get('epoch', 0)} epoch(s) done" + (
+            f", {batches} batch(es) into epoch {state.get('epoch', 0) + 1}" if batches else "")
+        say(f"run {run.id}: resuming from {path.relative_to(run.dir)} ({where})")
+        with _enforcing(run, allowance):
+            return execute(run, plan, quiet=quiet, resume=True, lock=lock)
+
+
+def _check_metrics(run: Run, force: bool):
+    """A resume rewrites metrics.jsonl from its good lines: a damaged line would vanish with its epoch."""
+    path = run.dir / "metrics.jsonl"
+    _, problems = scan_jsonl(path)
+    for number, problem, cut in problems:
+        if cut:
+            say(f"run {run.id}: {path} line {number} was cut while being written; dropped")
+        elif force:
+            say(f"run {run.id}: {path} line {number} is damaged ({problem}); dropped (--force)")
+        else:
+            raise KernelError(f"{path} line {number} is damaged ({problem}): resuming would drop it and the "
+                              f"epoch it records; repair or delete the line, or resume with --force to drop it")
+
+
+def _start_over(run: Run):
+    """Forget what a run did before its first checkpoint: metrics, TensorBoard files, checkpoints."""
+    (run.dir / "metrics.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(run.dir / "tensorboard", ignore_errors=True)
+    shutil.rmtree(run.checkpoints, ignore_errors=True)
+    run.update(epochs_done=0, best={}, final={}, duration_s=None, started=None)
+
+
+def _finish_artifacts(run: Run, lock, allow_imports):
+    """A run stopped while its artifacts were written: write them again from its checkpoints."""
     from .training import checkpoint as ckpt
+    from .training.result import Result
 
-    try:
-        ckpt.load_newest(run.checkpoints)
-    except ckpt.CheckpointError as exc:
-        raise KernelError(f"cannot resume run {run.id}: {exc}") from None
-    return _execute_from_dir(run, quiet, resume=True)
+    say(f"run {run.id}: its training was complete but it was stopped while writing its artifacts; "
+        f"writing them again")
+    plan = _plan_from_dir(run, allow_imports, force=True)
+    with _enforcing(run, allow_imports):
+        model, _ = plan.model(run.info["model_index"])
+    for name in ("last.pt", "best.pt"):  # the final weights, else the best ones
+        try:
+            model.load_state_dict(ckpt.load(run.checkpoints / name)["model"])
+            break
+        except ckpt.CheckpointError:
+            continue
+    else:
+        raise KernelError(f"run {run.id}: no usable checkpoint in {run.checkpoints} to write its artifacts from")
+    with _enforcing(run, allow_imports):
+        finish(run, plan, model)
+    return Result(run.id, "completed", run.info.get("reason"), run.info.get("epochs_done", 0),
+                  run.info.get("best") or {}, run.info.get("final") or {}, run.info.get("monitor"))
 
 
-def _execute_from_dir(run: Run, quiet: bool, resume: bool):
+def _allowance(run: Run, allow_imports):
+    from .allowed_imports import AllowedImports
+
+    if isinstance(allow_imports, AllowedImports):
+        return allow_imports
+    return AllowedImports.from_user(allow_imports, where=f"{run.dir / 'run.json'}",
+                                    how=f"`kernel resume {run.id} --allow-import {{}}`")
+
+
+def _enforcing(run: Run, allow_imports):
+    from .allowed_imports import enforcing
+
+    return enforcing(_allowance(run, allow_imports))
+
+
+def run_spec(run: Run) -> dict:
+    """The workflow dict of a run's run.json, checked enough to rebuild it (a KernelError naming the file)."""
+    info, path = run.info, run.dir / "run.json"
+    spec = info.get("spec")
+    if not isinstance(spec, dict):
+        raise KernelError(f"{path} is damaged: 'spec' (the workflow) is missing or not an object")
+    models = spec.get("models")
+    index = info.get("model_index")
+    if not isinstance(index, int) or not isinstance(models, list) or not 0 <= index < len(models):
+        raise KernelError(f"{path} is damaged: 'model_index' {index!r} names no model of its workflow")
+    return spec
+
+
+def _plan_from_dir(run: Run, allow_imports, force: bool):
+    """The run's workflow prepared again from its run.json, importing only what is allowed."""
+    from .allowed_imports import check_spec
     from .build import prepare
     from .workflow import Workflow
 
-    workflow = Workflow.from_dict(run.info["spec"], source=run.info.get("source"))
-    plan = prepare(workflow)
+    allowance = _allowance(run, allow_imports)
+    spec = run_spec(run)
+    with _enforcing(run, allowance):
+        check_spec(spec, allowance)  # before anything is built: the trainer resolves some names itself
+        workflow = Workflow.from_dict(spec, source=run.info.get("source"))
+        plan = prepare(workflow)
     if plan.data.fingerprint != run.info.get("fingerprint"):
-        print(f"kernel: warning: the data of run {run.id} changed since it started (fingerprint "
-              f"{run.info.get('fingerprint')} -> {plan.data.fingerprint})", file=sys.stderr)
-    return execute(run, plan, quiet=quiet, resume=resume)
+        change = f"{run.info.get('fingerprint')} -> {plan.data.fingerprint}"
+        if not force:
+            raise KernelError(f"the data of run {run.id} changed since it started (fingerprint {change}): "
+                              f"resuming would train one run on two datasets; `kernel resume {run.id} --force` "
+                              f"resumes anyway, `kernel run` starts a new run")
+        say(f"warning: the data of run {run.id} changed since it started (fingerprint {change}); resuming (--force)")
+    return plan
 
 
-def _run_parallel(runs: list, parallel: int, quiet: bool, store: RunStore):
+def _execute_from_dir(run: Run, quiet: bool, resume: bool, lock=None, allow_imports=None, force: bool = False):
+    allowance = _allowance(run, allow_imports)
+    plan = _plan_from_dir(run, allowance, force)
+    with _enforcing(run, allowance):
+        return execute(run, plan, quiet=quiet, resume=resume, lock=lock)
+
+
+def _run_parallel(runs: list, parallel: int, quiet: bool, store: RunStore, stop, allowed: list):
     # workers import what this process can: its sys.path (a script's folder, a test's helpers) goes along
     path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "KERNEL_HOME": str(store.root.parent), "KERNEL_PROGRESS": "lines", "PYTHONPATH": path}
+    allow = [arg for prefix in allowed for arg in ("--allow-import", prefix)]
     waiting, active = list(runs), {}
     try:
         while waiting or active:
             while waiting and len(active) < parallel:
                 run = waiting.pop(0)
-                cmd = [sys.executable, "-m", "kernel.runner", str(run.dir)] + (["--quiet"] if quiet else [])
-                active[run.id] = (run, subprocess.Popen(cmd, env=env))
+                cmd = [sys.executable, "-m", "kernel.runner", str(run.dir), *allow] + (["--quiet"] if quiet else [])
+                # a process group of its own: a terminal's Ctrl-C reaches this process only, which
+                # passes one SIGINT on (two would make a trainer abort without its last.pt)
+                active[run.id] = (run, subprocess.Popen(cmd, env=env, start_new_session=True))
             time.sleep(0.1)
             for run_id, (run, proc) in list(active.items()):
                 if proc.poll() is None:
                     continue
                 del active[run_id]
-                info = Run.open(run.dir, store)
-                if info.info["status"] in ("queued", "running"):
-                    info.set_status("failed", f"worker process exited with code {proc.returncode}")
+                _after_worker(run, proc, store)
+            if stop.requested:
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         for run, proc in active.values():
-            proc.wait()  # each worker got the signal too and is writing its last.pt
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+        for run, proc in active.values():
+            while True:
+                try:
+                    proc.wait()  # each worker writes its last.pt and marks its run interrupted
+                    break
+                except KeyboardInterrupt:  # asked again: the workers abort now
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.send_signal(signal.SIGINT)
         raise
+
+
+def _after_worker(run: Run, proc, store: RunStore):
+    """A worker that died without marking its run (killed, crashed) leaves it failed, said why."""
+    from .runlock import RunLock, RunLocked
+
+    try:
+        with RunLock(run.dir):
+            info = Run.open(run.dir, store)
+            if info.info["status"] in ("queued", "running"):
+                info.set_status("failed", f"worker process exited with code {proc.returncode}")
+    except RunLocked:
+        pass  # someone else (a `kernel resume`) is training it now
+    except KernelError as exc:
+        say(f"warning: {exc}")
 
 
 class Results:
@@ -291,27 +578,41 @@ def _version() -> str:
 
 
 def main(argv=None) -> int:
-    """``python -m kernel.runner RUN_DIR [--quiet] [--resume]``: train one run (a --parallel worker)."""
+    """``python -m kernel.runner RUN_DIR [--quiet] [--resume] [--allow-import PREFIX ...]``: train one
+    run (a --parallel worker). ``--allow-import``: what the parent's workflow imports (its own file)."""
     import argparse
+
+    from .interrupts import StopSignals
+    from .runlock import RunLock, RunLocked
 
     parser = argparse.ArgumentParser(prog="python -m kernel.runner")
     parser.add_argument("run_dir")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--allow-import", action="append", default=[], metavar="PREFIX")
     args = parser.parse_args(argv)
-    run = Run.open(args.run_dir)
     try:
-        result = _execute_from_dir(run, args.quiet, args.resume)
+        run = Run.open(args.run_dir)
     except KernelError as exc:
-        print(f"kernel: error: run {run.id}: {exc}", file=sys.stderr)
-        if Run.open(run.dir).info["status"] in ("queued", "running"):
-            run.set_status("failed", str(exc))
+        print(f"kernel: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
-    except Exception:
-        traceback.print_exc()
-        return 1
+    with StopSignals():
+        try:
+            with RunLock(run.dir) as lock:
+                try:
+                    result = _execute_from_dir(run, args.quiet, args.resume, lock, args.allow_import)
+                except KernelError as exc:
+                    print(f"kernel: error: run {run.id}: {exc}", file=sys.stderr)
+                    _record_end(run, "failed", str(exc))
+                    return 2
+        except RunLocked as exc:
+            print(f"kernel: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
+        except Exception:
+            traceback.print_exc()
+            return 1
     return 0 if result.status == "completed" else 1
 
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -39,19 +40,94 @@ def write_atomic(path: Path, data: bytes):
     os.replace(tmp, path)
 
 
+_warned: set = set()
+
+
+def warn(message: str):
+    """``kernel: warning: ...`` on stderr, once per process (the dashboard reads the same files often)."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"kernel: warning: {message}", file=sys.stderr)
+
+
+def scan_jsonl(path: Path) -> tuple[list[dict], list[tuple[int, str, bool]]]:
+    """The objects of a JSON-lines file, and its damaged lines as ``(line number, problem, is_last)``.
+
+    A last line that does not parse is usually one being written (or cut by a kill); a damaged line
+    before it, or a line that is not an object (``42``), is damage someone must hear about.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return [], []
+    lines = text.splitlines()
+    rows, problems = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        last = number == len(lines)
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append((number, f"not JSON ({exc.msg})", last and not text.endswith("\n")))
+            continue
+        if not isinstance(value, dict):
+            problems.append((number, f"a {type(value).__name__}, not a JSON object", False))
+            continue
+        rows.append(value)
+    return rows, problems
+
+
 def read_jsonl(path: Path) -> list[dict]:
-    """Every complete line of a JSON-lines file; a last line being written (cut) is skipped."""
+    """Every good line of a JSON-lines file; a last line being written (cut) is skipped quietly,
+    any other damaged line is skipped with a warning naming the file and the line."""
+    rows, problems = scan_jsonl(path)
+    for number, problem, cut in problems:
+        if not cut:
+            warn(f"{path} line {number} is damaged ({problem}); skipped")
+    return rows
+
+
+class DamagedRunFile(KernelError):
+    """A run.json that is not a run: truncated, not JSON, or not an object."""
+
+
+def read_run_json(path: Path) -> dict:
+    """A run.json as a dict, or DamagedRunFile naming the file and what is wrong with it."""
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in text.splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    except UnicodeDecodeError as exc:
+        raise DamagedRunFile(f"{path} is damaged: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DamagedRunFile(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as exc:
+        what = "empty" if not text.strip() else f"truncated or not JSON ({exc.msg} at line {exc.lineno})"
+        raise DamagedRunFile(f"{path} is damaged: {what}") from None
+    if not isinstance(info, dict):
+        raise DamagedRunFile(f"{path} is damaged: a JSON {type(info).__name__}, not an object")
+    if not isinstance(info.get("id"), str) or not info["id"]:
+        raise DamagedRunFile(f"{path} is damaged: it has no run id")
+    for key, kind in (("status", str), ("best", dict), ("final", dict)):
+        if key in info and info[key] is not None and not isinstance(info[key], kind):
+            raise DamagedRunFile(f"{path} is damaged: {key!r} is a {type(info[key]).__name__}, "
+                                 f"not a{'n' if kind is dict else ''} {'object' if kind is dict else 'string'}")
+    return info
+
+
+def clean_temporary_files(run_dir: Path) -> list[Path]:
+    """Remove the ``.*.tmp`` files a killed writer left in a run folder and its checkpoints."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        for tmp in folder.glob(".*.tmp"):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
 
 
 def _pid_alive(pid) -> bool:
@@ -64,11 +140,28 @@ def _pid_alive(pid) -> bool:
     return True
 
 
-def effective_status(info: dict) -> str:
-    """A run marked running whose process on this host is gone was killed: it reads as interrupted."""
+def _process_gone(info: dict, run_dir=None) -> bool:
+    """Whether the process that last wrote this run (on this host) has ended."""
+    if info.get("host") != socket.gethostname():
+        return False  # another machine's process: nothing to ask
+    if run_dir is not None and (Path(run_dir) / ".lock").exists():
+        from .runlock import is_locked
+
+        return not is_locked(run_dir)  # the OS lock, released on death, cannot be fooled by a reused PID
+    return not _pid_alive(info.get("pid"))
+
+
+def effective_status(info: dict, run_dir=None) -> str:
+    """A run marked running whose process on this host is gone was killed: it reads as interrupted.
+
+    So does a run that finished training but was stopped while its artifacts were written
+    (``artifacts: "pending"``): ``kernel resume`` writes them.
+    """
     status = info.get("status")
-    if status == "running" and info.get("host") == socket.gethostname() and not _pid_alive(info.get("pid")):
+    if status == "running" and _process_gone(info, run_dir):
         return "interrupted"
+    if status == "completed" and info.get("artifacts") == "pending":
+        return "interrupted" if _process_gone(info, run_dir) else "running"
     return status
 
 
@@ -119,9 +212,9 @@ class RunStore:
         rows = []
         for path in sorted(self.root.glob("*/run.json")):
             try:
-                rows.append(_row(json.loads(path.read_text(encoding="utf-8"))))
-            except (json.JSONDecodeError, OSError, KeyError):
-                continue  # a run directory being created, or damaged: not indexed
+                rows.append(_row(read_run_json(path)))
+            except DamagedRunFile as exc:
+                warn(f"{exc}; not indexed (repair or remove {path.parent})")
         con.execute("BEGIN IMMEDIATE")
         con.execute("DELETE FROM runs")
         con.executemany(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_COLUMNS))})", rows)
@@ -137,6 +230,7 @@ class RunStore:
                 args.append(value)
         con = self._connect()
         try:
+            self._index_strays(con)
             sql = "SELECT json FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
             rows = con.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
         finally:
@@ -144,11 +238,26 @@ class RunStore:
         out = []
         for (text,) in rows:
             info = json.loads(text)
-            info["status"] = effective_status(info)
+            info["status"] = effective_status(info, self.root / str(info.get("id")))
             if status and info["status"] != status:
                 continue
             out.append(info)
         return out[:limit] if limit else out
+
+    def _index_strays(self, con):
+        """Run folders the index does not know: indexed if readable, else named on stderr (a cheap
+        directory listing, so a damaged run.json never vanishes from `kernel runs` silently)."""
+        known = {row[0] for row in con.execute("SELECT id FROM runs")}
+        for path in self.root.glob("*/run.json"):
+            if path.parent.name in known:
+                continue
+            try:
+                info = read_run_json(path)
+            except DamagedRunFile as exc:
+                warn(f"{exc}; left out (repair or remove {path.parent})")
+                continue
+            if time.time() - path.stat().st_mtime > 5:  # not one being created right now
+                con.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_COLUMNS))})", _row(info))
 
     # -- runs --------------------------------------------------------------------------------
     def create(self, workflow: str, model: str, **fields) -> "Run":
@@ -189,9 +298,10 @@ def _slug(text: str) -> str:
 
 
 def _row(info: dict) -> tuple:
-    best = info.get("best") or {}
-    monitor = info.get("monitor")
+    best = info.get("best") if isinstance(info.get("best"), dict) else {}
+    monitor = info.get("monitor") if isinstance(info.get("monitor"), str) else None
     value = best.get(monitor) if monitor else None
+    value = value if isinstance(value, (int, float)) else None
     return (info["id"], info.get("workflow"), info.get("model"), info.get("status"), info.get("fingerprint"),
             info.get("created"), info.get("ended"), info.get("epochs_done"), info.get("param_count"),
             monitor, value, json.dumps(info, default=str))
@@ -217,11 +327,7 @@ class Run:
     @classmethod
     def open(cls, path, store: RunStore | None = None) -> "Run":
         path = Path(path)
-        try:
-            info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise KernelError(f"cannot read {path / 'run.json'}: {exc}") from exc
-        return cls(path, info, store)
+        return cls(path, read_run_json(path / "run.json"), store)
 
     @property
     def id(self) -> str:
@@ -229,7 +335,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        return effective_status(self.info)
+        return effective_status(self.info, self.dir)
 
     @property
     def checkpoints(self) -> Path:

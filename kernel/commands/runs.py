@@ -33,6 +33,14 @@ def register(cli):
                     description="Continue a run from its newest good checkpoint, exactly where it stopped.")
     p.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--allow-import", action="append", default=[], metavar="PREFIX",
+                   help="let the run's run.json import code under PREFIX (e.g. mypkg); by default it may name "
+                        "only installed plugins' components and torch.optim classes (also KERNEL_ALLOW_IMPORTS)")
+    p.add_argument("--force", action="store_true",
+                   help="resume although the dataset changed, dropping damaged metrics.jsonl lines")
+    p.add_argument("--restart", action="store_true", help="train the run again from its first epoch")
+    p.add_argument("--keep-checkpoints", action="store_true", default=None,
+                   help="keep every checkpoint once the run completes (default: only the slimmed best.pt)")
 
 
 def runs_cmd(args):
@@ -111,6 +119,7 @@ def compare_cmd(args):
 def resume_cmd(args):
     from ..runner import resume
 
-    result = resume(args.run, quiet=args.quiet)
+    result = resume(args.run, quiet=args.quiet, allow_imports=args.allow_import, force=args.force,
+                    restart=args.restart, keep_checkpoints=args.keep_checkpoints)
     print(f"run {result.run_id}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
     return 0 if result.status == "completed" else 1

@@ -19,6 +19,9 @@ def register(cli):
     p.add_argument("--parallel", type=int, default=1, metavar="N", help="train N models at once, in processes")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the plan or the results as JSON")
+    p.add_argument("--keep-checkpoints", action="store_true", default=None,
+                   help="keep every checkpoint of a completed run (default: only best.pt, slimmed to what "
+                        "kernel.load needs; also KERNEL_KEEP_CHECKPOINTS=1)")
     p = cli.command("analyze", "kernel.commands.workflow:analyze_cmd",
                     help="run a workflow's analyzers over its data and write their reports")
     _workflow_args(p)
@@ -66,7 +69,7 @@ def run_cmd(args):
     workflow = load_workflow(args)
     from ..runner import run_workflow
 
-    results = run_workflow(workflow, parallel=args.parallel, quiet=args.quiet)
+    results = run_workflow(workflow, parallel=args.parallel, quiet=args.quiet, keep_checkpoints=args.keep_checkpoints)
     if args.json:
         print(json.dumps(results.to_dict(), indent=2, default=str))
     else:

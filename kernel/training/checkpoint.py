@@ -99,3 +99,34 @@ def load_newest(folder, names=NAMES) -> tuple[dict, Path, list[str]]:
         detail = ("; ".join(problems)) if problems else "no checkpoint was written yet"
         raise CheckpointError(f"no usable checkpoint in {folder}: {detail}")
     return best[1], best[2], problems
+
+
+# what kernel.load needs from a finished run; the optimizer, scheduler and RNG states are for resuming
+KEPT_WHEN_COMPLETE = ("epoch", "step", "model", "transforms", "best")
+
+
+def slim(folder) -> Path | None:
+    """After a run completes: keep one checkpoint with only what ``kernel.load`` needs.
+
+    ``best.pt`` (else ``last.pt`` when no epoch ever improved) is rewritten with the model weights,
+    the fitted transforms' state and the epoch, without optimizer, scheduler or RNG states; the
+    other checkpoints go. Returns the checkpoint kept, or None (nothing good to keep: left alone).
+    """
+    folder = Path(folder)
+    for name in ("best.pt", "last.pt", "previous.pt"):
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            state = load(path)
+        except CheckpointError:
+            continue
+        kept = folder / ("best.pt" if name == "best.pt" else "last.pt")
+        save(kept, {**{k: state.get(k) for k in KEPT_WHEN_COMPLETE}, "complete": True})
+        for other in NAMES:
+            if (folder / other) != kept:
+                (folder / other).unlink(missing_ok=True)
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        return kept
+    return None
