@@ -124,8 +124,9 @@ def render_sample(plan, index: int, split: str = "valid", model=None) -> dict:
     return rendered
 
 
-#: how many samples are scanned for their labels to spread the rendered ones over the classes
-SCAN = 2000
+#: how many samples are scanned for their labels to spread the rendered ones over the classes (the
+#: labels come from the dataset's `targets` when it has them; else each of these samples is read)
+SCAN = 1000
 #: the most samples rendered by default: one per class, but never fewer than 8 nor more than this
 MAX_SAMPLES = 32
 
