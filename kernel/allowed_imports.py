@@ -6,7 +6,8 @@ unless the user allows it.
 an import path (``pkg.mod:fn``) is code the *file* chose, so it must match a prefix the user
 allowed (``--allow-import PREFIX``, ``allow_imports=``, ``KERNEL_ALLOW_IMPORTS``), or the small
 default allowance: a plain class of ``torch.optim`` or ``torch.optim.lr_scheduler``
-(``torch.optim.AdamW``), which workflows name for their optimizer and scheduler.
+(``torch.optim.AdamW``), and a loss class of ``torch.nn`` (``torch.nn.CrossEntropyLoss``), which
+workflows name for their optimizer, scheduler and loss.
 
 The name is checked before anything is imported (an import runs code), and the object found is
 checked too: ``torch.optim.adamw:torch.hub.load`` passes a prefix test by its module but walks
@@ -24,8 +25,9 @@ import types
 from .errors import KernelError
 
 ENV = "KERNEL_ALLOW_IMPORTS"
-# modules whose plain classes any run file may name: optimizers and schedulers
-DEFAULT_MODULES = ("torch.optim", "torch.optim.lr_scheduler")
+# module named -> where its class must be defined: optimizers, schedulers and losses any run file may name
+DEFAULT_CLASSES = {"torch.optim": "torch.optim", "torch.optim.lr_scheduler": "torch.optim",
+                   "torch.nn": "torch.nn.modules.loss"}
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 _ACTIVE: contextvars.ContextVar = contextvars.ContextVar("kernel_allowed_imports", default=None)
@@ -67,7 +69,7 @@ class AllowedImports:
 
     def _default_allows(self, path: str) -> bool:
         module, attr = split_path(path)
-        return module in DEFAULT_MODULES and bool(_NAME.fullmatch(attr))
+        return module in DEFAULT_CLASSES and bool(_NAME.fullmatch(attr))
 
     def refusal(self, path: str, what: str = "") -> ImportRefused:
         module = split_path(path)[0] or path
@@ -93,7 +95,7 @@ class AllowedImports:
         else:
             obj = resolve_target(path, what or path)
             origin = getattr(obj, "__module__", "") or ""
-            if not (inspect.isclass(obj) and _under(origin, "torch.optim")):
+            if not (inspect.isclass(obj) and _under(origin, DEFAULT_CLASSES[module])):
                 raise self.refusal(path, what)
         return obj
 

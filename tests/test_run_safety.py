@@ -203,8 +203,10 @@ def test_imports_the_user_allows_load_and_the_default_allows_optimizers(workspac
 
     assert default.resolve("torch.optim.AdamW") is torch.optim.AdamW
     assert default.resolve("torch.optim.lr_scheduler:StepLR") is torch.optim.lr_scheduler.StepLR
+    assert default.resolve("torch.nn.CrossEntropyLoss") is torch.nn.CrossEntropyLoss
     for path in ("torch.optim.adamw:torch.hub.load", "torch.optim.Optimizer.zero_grad", "torch.optim:adamw",
-                 "torch.optimizers.X", "os:system", "torch.optim.lr_scheduler.math"):
+                 "torch.optimizers.X", "os:system", "torch.optim.lr_scheduler.math", "torch.nn.Linear",
+                 "torch.nn.init"):
         with pytest.raises(KernelError):
             default.resolve(path)
 
