@@ -55,6 +55,11 @@ class State:
 class Supervised:
     """Supervised training with automatic defaults (loss, metrics, batch size, device) from the data.
 
+    The loop, top-down: :meth:`fit` -> :meth:`setup`, then :meth:`run_epochs` -> :meth:`run_epoch`
+    per epoch -> :meth:`train_epoch` (:meth:`train_step` per batch), :meth:`validate`
+    (:meth:`validation_step` per batch), :meth:`end_epoch`. Subclass and override ``train_step`` to
+    change how a batch becomes a loss (docs/training.md).
+
     Args:
         epochs: number of passes over the training split.
         batch_size: samples per batch, or "auto" (64, at most the training split's size).
