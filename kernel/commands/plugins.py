@@ -14,7 +14,8 @@ def register(cli):
     p = cli.command("check-plugin", "kernel.commands.plugins:check_plugin_cmd",
                     help="check a plugin's components against the plugin contract",
                     description="Build every component of a plugin with its defaults (or example= parameters) "
-                                "and exercise it against the plugin contract (docs/hooks.md).")
+                                "and exercise it against the plugin contract (docs/hooks.md); a trainer trains "
+                                "one epoch on small synthetic data in a temporary workspace.")
     p.add_argument("name", help="the plugin's name, as `kernel plugins` lists it")
     p.add_argument("--strict", action="store_true", help="fail on warnings (components not exercised) too")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
