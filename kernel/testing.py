@@ -18,6 +18,7 @@ model its ``"_model"`` names), in a temporary workspace, and its Result is valid
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import json
@@ -427,7 +428,9 @@ class Checker:
         model, _ = plan.model(0)
         if callable(getattr(trainer, "check", None)):
             trainer.check(model, plan.data, defaults)
-        with tempfile.TemporaryDirectory(prefix="kernel-check-") as workspace:
+        # what the trainer prints goes to stderr: stdout carries the findings (--json)
+        with tempfile.TemporaryDirectory(prefix="kernel-check-") as workspace, \
+                contextlib.redirect_stdout(sys.stderr):
             run = trial_run(workspace, plan, defaults)
             result = trainer.fit(model, plan.data, run)
             self.check_result(comp, result, run, data_spec["use"])

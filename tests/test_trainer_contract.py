@@ -25,6 +25,7 @@ class OneLoop:
         from kernel import Result
 
         assert self.epochs == 1, "the check trains one epoch"
+        print("a trainer may print: the findings stay apart, on stdout")
         assert run.quiet and not run.resuming and run.callbacks == []
         run.set_status("running")
         optimizer = torch.optim.SGD(model.parameters(), lr=self.lr)
