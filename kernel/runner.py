@@ -229,7 +229,10 @@ def finish(run: Run, plan, model, reports=None):
 
     write_artifacts(run, plan, model, reports)
     if not run.info.get("keep_checkpoints"):
-        ckpt.slim(run.checkpoints)
+        try:
+            ckpt.slim(run.checkpoints)
+        except Exception as exc:  # each file is replaced atomically: a failure leaves the full ones
+            say(f"warning: run {run.id}: could not slim its checkpoints ({type(exc).__name__}: {exc}); kept them")
     run.update(artifacts="written")
 
 
@@ -337,7 +340,7 @@ def resume(ref: str, quiet: bool = False, workspace=None, allow_imports=None, fo
                     raise KernelError(f"cannot resume run {run.id}: {exc}; `kernel resume {run.id} --restart` "
                                       f"trains it again from its first epoch") from None
         if state is None:
-            why = "as asked (--restart)" if restart else "it was stopped before its first checkpoint"
+            why = "--restart" if restart else "it was stopped before its first checkpoint"
             say(f"run {run.id}: training it again from its first epoch ({why}); its metrics so far are cleared")
             _start_over(run)
             with _enforcing(run, allowance):

@@ -431,3 +431,18 @@ def test_a_completed_run_keeps_only_the_weights_kernel_load_needs(cli, workspace
     assert kernel.load(kept.id).checkpoint == "last.pt"
     captured = capsys.readouterr()
     assert "trying the next checkpoint" in captured.err and captured.out == ""
+
+
+def test_restart_trains_a_run_again_and_all_damaged_checkpoints_point_to_it(workspace, write_workflow, helpers,
+                                                                            capsys, monkeypatch):
+    from kernel.runner import resume
+
+    run = interrupted_run(write_workflow)
+    for path in run.checkpoints.glob("*.pt"):
+        path.write_bytes(b"damaged")
+    with pytest.raises(KernelError, match=f"kernel resume {run.id} --restart"):
+        resume(run.id, quiet=True)
+    monkeypatch.setenv("NO_STOP", "1")
+    assert resume(run.id, quiet=True, restart=True).status == "completed"
+    assert "training it again from its first epoch (--restart)" in capsys.readouterr().err
+    assert [row["epoch"] for row in Run.open(run.dir).metrics()] == [1, 2, 3]
