@@ -159,8 +159,9 @@ _TRAINER_PATHS = ("loss", "optimizer", "scheduler")
 
 
 def references(spec) -> list[tuple[str, str]]:
-    """Every name a workflow dict asks to build, with where: ``use`` values at any depth, and the
-    trainer's loss, optimizer, scheduler and metrics given as bare strings."""
+    """Every name a workflow dict asks to build, with where: ``use`` values at any depth, the
+    renderers chosen by role, and the trainer's loss, optimizer, scheduler and metrics given as
+    bare strings."""
     found: list[tuple[str, str]] = []
 
     def walk(node, where):
@@ -176,6 +177,9 @@ def references(spec) -> list[tuple[str, str]]:
                 walk(value, f"{where}[{i}]")
 
     walk(spec, "")
+    renderers = spec.get("renderers") if isinstance(spec, dict) else None
+    if isinstance(renderers, dict):  # role -> renderer name
+        found += [(name, f"renderers.{role}") for role, name in renderers.items() if isinstance(name, str)]
     trainer = spec.get("trainer") if isinstance(spec, dict) else None
     if isinstance(trainer, dict):
         params = {**trainer, **(trainer.get("params") or {})} if isinstance(trainer.get("params") or {}, dict) \
