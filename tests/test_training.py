@@ -242,14 +242,15 @@ def test_one_failing_model_leaves_the_others_to_finish(workspace, helpers, capsy
 
 # -- bad input -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("setting, value, message", [
-    ("trainer.loss", '"mse"', "trainer.params.loss: mse needs outputs shaped like the targets"),
-    ("trainer.metrics", '["kernel.mse"]', "trainer.params.metrics[0]: kernel.mse measures regression"),
-    ("trainer.batch_size", "5000", "trainer.params.batch_size = 5000 is larger than the training split"),
-    ("trainer.optimizer", '{use = "torch.optim.AdamW", lrr = 0.1}', "trainer.params.optimizer.lrr: unknown parameter "
+    ("trainer.loss", '"mse"', "trainer.loss: mse needs outputs shaped like the targets"),
+    ("trainer.metrics", '["kernel.mse"]', "trainer.metrics[0]: kernel.mse measures regression"),
+    ("trainer.batch_size", "5000", "trainer.batch_size = 5000 is larger than the training split"),
+    ("trainer.optimizer", '{use = "torch.optim.AdamW", lrr = 0.1}', "trainer.optimizer.lrr: unknown parameter "
                                                                    "(did you mean 'lr'?)"),
-    ("trainer.monitor", '"valid/acc"', "trainer.params.monitor: 'valid/acc' is not measured"),
+    ("trainer.monitor", '"valid/acc"', "trainer.monitor: 'valid/acc' is not measured"),
     ("trainer.loss", '"crossentropy"', "unknown loss 'crossentropy' (did you mean 'cross_entropy'?)"),
-    ("trainer.precision", '"fp8"', "trainer.params.precision must be one of"),
+    ("trainer.precision", '"fp8"', "trainer.precision must be one of"),
+    ("trainer.epochs", "0", "trainer.epochs must be a whole number of at least 1, not 0"),  # as the user spells it
 ])
 def test_bad_settings_are_one_line_errors_naming_the_setting(workspace, capsys, setting, value, message):
     from kernel.cli import main

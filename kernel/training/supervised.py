@@ -39,7 +39,7 @@ TASK_TAG = {"multiclass": "classification", "binary": "classification", "multila
 PER_BATCH_SCHEDULERS = ("OneCycleLR", "CyclicLR")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 METRIC_CHUNK = 8192  # samples gathered before a metric update: one update per chunk, not per batch
-W = "trainer.params"
+W = "trainer"  # messages name a setting as the workflow spells it: trainer.epochs
 
 
 class State:
