@@ -43,11 +43,17 @@ def call_with_facts(fn, params: dict, facts: dict, dataset=None, where: str = ""
         return fn(**kwargs), filled
     except KernelError:
         raise
-    except TypeError as exc:
-        # the usual user mistake here is a missing or misnamed parameter
-        if "argument" in str(exc):
-            raise KernelError(f"{where}: {exc}") from exc
-        raise
+    except Exception as exc:
+        # a component that cannot be built from the parameters the user gave (a missing or misnamed
+        # one, a size of -1, a list where a number goes): the user's to fix, so one line naming the
+        # place; `--debug` shows the traceback, chained from this error
+        raise KernelError(f"{where}: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    shown = text if isinstance(exc, TypeError) and "argument" in text else f"{type(exc).__name__}: {text}"
+    return shown if len(shown) <= 300 else shown[:297] + "..."
 
 
 def _signature(fn):
@@ -100,15 +106,22 @@ def _annotation_classes(annotation) -> tuple | None:
     return (annotation,) if isinstance(annotation, type) else None
 
 
-def spec_parts(spec) -> tuple[str, dict]:
-    """``(use, params)`` from a Spec, a nested ``{use=..., ...}`` dict or a bare name."""
-    if isinstance(spec, str):
+def spec_parts(spec, where: str = "") -> tuple[str, dict]:
+    """``(use, params)`` from a Spec, a nested ``{use=..., ...}`` dict or a bare name.
+
+    Anything else is the user's mistake (``metrics = [5]``): a KernelError at ``where``.
+    """
+    if isinstance(spec, str) and spec:
         return spec, {}
-    if isinstance(spec, dict):
+    if isinstance(spec, dict) and isinstance(spec.get("use"), str) and isinstance(spec.get("params", {}), dict):
         params = {k: v for k, v in spec.items() if k not in ("use", "params")}
         params.update(spec.get("params") or {})
         return spec["use"], params
-    return spec.use, dict(spec.params)
+    if isinstance(getattr(spec, "use", None), str) and isinstance(getattr(spec, "params", None), dict):
+        return spec.use, dict(spec.params)
+    shown = repr(spec) if len(repr(spec)) <= 60 else repr(spec)[:57] + "..."
+    raise KernelError(f"{where + ': ' if where else ''}expected a component name or a table with "
+                      f"use = \"NAME\", got {shown}")
 
 
 @dataclass
@@ -181,6 +194,7 @@ def default_analyzers(catalog: Catalog, dataset_tags) -> list:
 def prepare(workflow, catalog: Catalog | None = None) -> Plan:
     """Validate, build the dataset and its splits, fit the transforms, and infer the data facts."""
     from . import data as D
+    from .console import step
     from .seeding import seed_everything
 
     catalog = catalog or get_catalog()
@@ -188,6 +202,7 @@ def prepare(workflow, catalog: Catalog | None = None) -> Plan:
     seed_everything(workflow.seed)
     ds = workflow.dataset
     comp = catalog.get(ds.use, "dataset")
+    step(f"building dataset {ds.use}")
     source = _guarded(lambda: catalog.target(comp)(**ds.params), f"dataset ({ds.use})", ds.use)
     splits = D.split_dataset(source, ds.split.valid, ds.split.test, ds.fraction, workflow.seed)
     root = D.root(splits["train"])
@@ -197,18 +212,23 @@ def prepare(workflow, catalog: Catalog | None = None) -> Plan:
         where = f"dataset.transforms[{i}] ({t.use})"
         built = _guarded(lambda: catalog.create(t.use, "transform", **t.params), where, t.use)
         if hasattr(built, "fit"):
+            step(f"fitting {t.use} on the train split ({len(splits['train'])} samples)")
             _guarded(lambda: built.fit(D.Transformed(splits["train"], transforms)), where + " fit", t.use)
         transforms.append(built)
     target_transforms = [_guarded(lambda: catalog.create(t.use, "transform", **t.params),
                                   f"dataset.target_transforms[{i}] ({t.use})", t.use)
                          for i, t in enumerate(ds.target_transforms)]
     transformed = {name: D.Transformed(s, transforms, target_transforms) for name, s in splits.items()}
+    step("reading data facts and checking a batch")
     facts = _guarded(lambda: D.infer_facts(transformed["train"], transforms, root), "dataset (first sample)")
+    for split in transformed.values():  # from now on targets take the task's form (D.conform_target)
+        split.task = facts.get("task")
     recipe = {"dataset": ds.model_dump(mode="json"), "seed": workflow.seed}
     data = D.Data(splits=transformed, raw=splits, facts=facts, tags=comp.tags,
                   collate_fn=D.collate_from(root, transforms + target_transforms),
                   fingerprint=D.fingerprint(recipe, splits), transforms=transforms, seed=workflow.seed)
     data.target_transforms = target_transforms
+    _guarded(lambda: D.check_data(data), "dataset")
     return Plan(workflow, catalog, data, dataset_tags=comp.tags)
 
 
@@ -230,7 +250,5 @@ def _guarded(fn, where: str, name: str = ""):
         raise KernelError(f"{where}: {message}") from exc
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise KernelError(f"{where}: file not found: {exc.filename or exc}") from exc
-    except TypeError as exc:
-        if "argument" in str(exc):
-            raise KernelError(f"{where}: {exc}") from exc
-        raise
+    except Exception as exc:  # built from the user's parameters: one line naming the place (see call_with_facts)
+        raise KernelError(f"{where}: {_one_line(exc)}") from exc

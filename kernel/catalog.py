@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import traceback
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -67,7 +68,7 @@ class Catalog:
                 try:
                     self._add_all(kind, plugin, result)
                 except Exception as exc:
-                    plugins.mark_broken(plugin, f"hook kernel_{kind}s returned {exc}")
+                    plugins.mark_broken(plugin, f"hook kernel_{kind}s returned {exc}", traceback.format_exc())
 
     def _add_all(self, kind: str, plugin: str, result):
         items = list(result or [])
@@ -94,6 +95,8 @@ class Catalog:
 
     def get(self, name: str, kind: str | None = None) -> Component:
         """The component called ``name``, or one made up on the spot for a dotted import path."""
+        if not isinstance(name, str) or not name:
+            raise KernelError(f"expected the name of a {kind or 'component'} (text), not {name!r}")
         if name in self.conflicts:
             dists = " and ".join(self.plugins.distribution(p) for p in self.conflicts[name])
             raise KernelError(f"component {name!r} is offered by both {dists}; uninstall one, "
@@ -121,9 +124,9 @@ class Catalog:
         raise KernelError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; `{listing}` shows them all")
 
     def _looks_like_plugin_name(self, name: str) -> bool:
-        # 'vision.resnt18' is a typo for a plugin's component, not a module path to import
-        prefix = name.split(".", 1)[0]
-        return ":" not in name and any(n.startswith(prefix + ".") for n in self.components)
+        # 'vision.resnt18' (or 'VISION.resnet18') is a typo for a plugin's component, not a module path
+        prefix = name.split(".", 1)[0].lower() + "."
+        return ":" not in name and any(n.lower().startswith(prefix) for n in self.components)
 
     # -- building ----------------------------------------------------------------------------
     def target(self, comp: Component) -> Callable:

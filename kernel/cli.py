@@ -62,6 +62,17 @@ def _pre_scan(argv: list[str]) -> tuple[list[str], bool]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     disabled, debug = _pre_scan(argv)
+    debug = debug or os.environ.get("KERNEL_DEBUG", "") not in ("", "0")
+    if debug:  # worker processes and the runner read it too: a failed run shows its traceback
+        os.environ["KERNEL_DEBUG"] = "1"
+    try:
+        return _main(argv, disabled, debug)
+    finally:
+        if debug:
+            show_plugin_tracebacks()
+
+
+def _main(argv: list[str], disabled: list[str], debug: bool) -> int:
     try:
         parser, cli, plugins = build_parser(disabled)
         args = parser.parse_args(argv)
@@ -75,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         code = fn(args)
         return int(code or 0)
     except KernelError as exc:
-        if debug or os.environ.get("KERNEL_DEBUG"):
+        if debug:
             traceback.print_exc()
         print(f"kernel: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -84,6 +95,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+_LOADED: list = []  # the plugin sets this process loaded: the parser's, then the catalogs'
+
+
+def show_plugin_tracebacks():
+    """With --debug: the traceback of every plugin found broken in this process, on stderr."""
+    from .catalog import _CATALOG
+
+    shown = set()
+    for plugins in _LOADED + [c.plugins for c in _CATALOG.values()]:
+        for info in plugins.infos.values():
+            if info.status == "broken" and info.details and info.name not in shown:
+                shown.add(info.name)
+                print(f"kernel: plugin {info.name!r} ({info.distribution}) is broken: {info.error}\n"
+                      f"{info.details.rstrip()}", file=sys.stderr)
 
 
 def build_parser(disabled):
@@ -109,6 +136,7 @@ def build_parser(disabled):
             plugins.mark_broken(impl.plugin_name, f"hook kernel_commands raised {type(exc).__name__}: {exc}",
                                 traceback.format_exc())
     parser._commands = list(cli.targets)
+    _LOADED.append(plugins)
     return parser, cli, plugins
 
 

@@ -30,3 +30,19 @@ def print_columns(headers: list[str], rows: list[list[str]], stream=None):
         if room is not None and len(last) > room:
             last = last[: room - 1] + "\u2026"
         stream.write("  ".join(c.ljust(w) for c, w in zip(first, widths)) + "  " + last + "\n")
+
+
+# Setup steps (building the data, fitting transforms, analyzers) can take minutes before the first
+# epoch: the CLI turns these lines on (not with --quiet or --json); library calls stay silent.
+_steps = {"on": False}
+
+
+def show_steps(on: bool = True):
+    """Print setup steps from now on (``on``) or not."""
+    _steps["on"] = bool(on)
+
+
+def step(message: str):
+    """One line on stderr saying what setup step starts now, when steps are shown."""
+    if _steps["on"]:
+        print(f"kernel: {message}", file=sys.stderr, flush=True)

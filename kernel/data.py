@@ -35,22 +35,49 @@ class Subset(Dataset):
 
 
 class Transformed(Dataset):
-    """A dataset whose inputs (and, for ``joint`` transforms, targets) pass through transforms."""
+    """A dataset whose inputs (and, for ``joint`` transforms, targets) pass through transforms.
 
-    def __init__(self, base, transforms=(), target_transforms=()):
+    ``task``, once the data facts know it, puts every target in the form the task's losses and
+    metrics take (:func:`conform_target`).
+    """
+
+    def __init__(self, base, transforms=(), target_transforms=(), task: str | None = None):
         self.base, self.transforms, self.target_transforms = base, list(transforms), list(target_transforms)
+        self.task = task
 
     def __len__(self):
         return len(self.base)
 
     def __getitem__(self, i):
         x, y = self.base[i]
-        return apply(self.transforms, self.target_transforms, x, y)
+        x, y = apply(self.transforms, self.target_transforms, x, y)
+        return x, conform_target(y, self.task)
 
     def __getattr__(self, name):
-        if name in ("base", "transforms", "target_transforms") or name.startswith("__"):
+        if name in ("base", "transforms", "target_transforms", "task") or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.base, name)
+
+
+def conform_target(y, task: str | None):
+    """A target in the one form its task is trained with; only unambiguous changes are made.
+
+    - regression: a float32 vector of the outputs, so that a batch is ``(N, outputs)`` like the
+      model's output (a scalar or a Python float becomes one value; float64 becomes float32);
+    - multiclass and binary: class indices as int64 (what cross-entropy takes), from any integer type.
+    Other tasks and other kinds of target pass unchanged.
+    """
+    if task == "regression":
+        if isinstance(y, float) or (isinstance(y, int) and not isinstance(y, bool)):
+            return torch.tensor([float(y)], dtype=torch.float32)
+        if isinstance(y, torch.Tensor) and y.is_floating_point():
+            if y.dtype == torch.float64:
+                y = y.float()
+            return y.reshape(1) if y.ndim == 0 else y
+    elif task in ("multiclass", "binary") and isinstance(y, torch.Tensor):
+        if not y.is_floating_point() and not y.is_complex() and y.dtype not in (torch.int64, torch.bool):
+            return y.long()
+    return y
 
 
 def apply(transforms, target_transforms, x, y):
@@ -156,9 +183,7 @@ def infer_task(y) -> str:
         if y.ndim == 1 and y.numel() > 1 and bool(((y == 0) | (y == 1)).all()):
             return "multilabel"
         return "regression"
-    if isinstance(y, dict):
-        return "detection" if "boxes" in y else "other"
-    return "other"
+    return "other"  # dicts and anything else: the trainer of such data knows its task
 
 
 def count_classes(train, dataset_root) -> int:
@@ -169,11 +194,11 @@ def count_classes(train, dataset_root) -> int:
     return max(int(torch.as_tensor(train[i][1]).max()) for i in range(len(train))) + 1
 
 
-def split_targets(dataset) -> list[int] | None:
+def split_targets(dataset, read_items: bool = True) -> list[int] | None:
     """The class index of each item of a split, or None when its targets are not single classes.
 
     Reads the source's ``targets`` through the Subset indices when the source has them (no input is
-    loaded), else reads the items.
+    loaded), else reads the items (unless ``read_items`` is false: then None).
     """
     ds, indices = dataset, None
     while isinstance(ds, Subset):
@@ -186,6 +211,8 @@ def split_targets(dataset) -> list[int] | None:
         usable = False
     if usable:
         values = targets if indices is None else [targets[i] for i in indices]
+    elif not read_items:
+        return None
     else:
         values = (dataset[i][1] for i in range(len(dataset)))
     out = []
@@ -261,13 +288,68 @@ class Data:
     def batch(self, split: str = "train", size: int = 4):
         """The first few samples of a split, collated: for dry runs, model graphs and exports."""
         ds = self.splits[split]
-        items = [ds[i] for i in range(min(size, len(ds)))]
-        collate = self.collate_fn or torch.utils.data.default_collate
-        return collate(items)
+        return collate_items([ds[i] for i in range(min(size, len(ds)))], self.collate_fn, split)
 
     def transform_states(self) -> list:
         return [t.state_dict() if hasattr(t, "fit") and hasattr(t, "state_dict") else None
                 for t in self.transforms]
+
+
+def collate_items(items: list, collate_fn=None, split: str = "train"):
+    """Samples made into a batch; samples that cannot be stacked are a KernelError that says why."""
+    collate = collate_fn or torch.utils.data.default_collate
+    try:
+        return collate(items)
+    except KernelError:
+        raise
+    except Exception as exc:
+        raise KernelError(f"dataset: samples of the {split} split cannot be made into a batch: "
+                          f"{_unequal(items) or str(exc).splitlines()[0]}") from exc
+
+
+def _unequal(items: list) -> str:
+    """What differs between samples that do not stack, with the usual fix; '' when nothing is found."""
+    for position, role in ((0, "inputs"), (1, "targets")):
+        shapes = []
+        for item in items:
+            value = item[position] if isinstance(item, (tuple, list)) and len(item) > position else None
+            shape = tuple(value.shape) if hasattr(value, "shape") else None
+            if shape is not None and shape not in shapes:
+                shapes.append(shape)
+        if len(shapes) > 1:
+            shown = " and ".join(str(s) for s in shapes[:2])
+            return (f"their {role} have different shapes ({shown}); add a transform that gives every sample "
+                    f"one size (a resize, crop or pad: `kernel list transforms`), or a dataset with a collate_fn")
+    return ""
+
+
+def check_data(data: "Data"):
+    """Catch, before anything trains, data that the run would fail on: samples that do not stack
+    into a batch and class labels outside the classes. Cheap: a few samples and the ``targets``
+    the source already holds."""
+    train = data.train
+    n = len(train)
+    spread = sorted({i * (n - 1) // 7 for i in range(8)}) if n > 1 else [0]
+    collate_items([train[i] for i in spread], data.collate_fn, "train")
+    task = data.facts.get("task")
+    if task not in ("multiclass", "binary"):
+        return
+    n_classes = data.facts.get("num_classes")
+    if not isinstance(n_classes, int):
+        return
+    if n_classes < 2:
+        raise KernelError(f"dataset: the targets hold a single class ({n_classes} class); classification "
+                          f"needs at least 2 (or a dataset whose `classes` lists them all)")
+    for name, split in data.raw.items():
+        labels = split_targets(split, read_items=False)
+        if not labels:
+            continue
+        low, high = min(labels), max(labels)
+        if low < 0 or high >= n_classes:
+            bad = low if low < 0 else high
+            source = "the dataset's classes" if data.classes else "the training labels"
+            raise KernelError(f"dataset: the {name} split has label {bad}, but {source} give {n_classes} "
+                              f"classes (labels 0 to {n_classes - 1}); fix the labels or the class list")
 
 
 def batch_sampler_of(collate_fn, dataset, batch_size: int, shuffle: bool = False, generator=None,

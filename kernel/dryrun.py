@@ -5,11 +5,14 @@ from .errors import KernelError
 
 
 def describe_plan(plan) -> dict:
-    """The plan as data: dataset, facts, each model (parameters, output shape or error), renderers, defaults."""
+    """The plan as data: dataset, facts, each model (parameters, output shape or error), renderers, defaults.
+
+    Each model is put through :func:`check_model`, the check ``kernel run`` makes before any run
+    exists, so a dry run that passes means the runs will start.
+    """
     import torch
 
     from .artifacts import meta_for
-    from .data import batch_size_of, forward
 
     data = plan.data
     x, y = data.train[0]
@@ -22,35 +25,79 @@ def describe_plan(plan) -> dict:
         "classes": data.classes,
         "models": [], "renderers": {}, "defaults": {}, "analyzers": [],
     }
-    inputs, _ = data.batch("train", size=2)
-    for i, spec in enumerate(plan.workflow.models):
-        entry = {"name": plan.workflow.model_label(i), "use": spec.use}
-        try:
-            model, filled = plan.model(i)
-            entry["filled"] = {k: _short(v) for k, v in filled.items()}
-            entry["parameters"] = sum(p.numel() for p in model.parameters())
-            model.eval()
-            with torch.no_grad():
-                out = forward(model, inputs)
-            entry["output"] = _shape(out)
-            if isinstance(out, torch.Tensor) and out.ndim >= 1 and out.shape[0] != batch_size_of(inputs):
-                entry["warning"] = "the output's first dimension is not the batch size"
-            if "prediction" not in info["renderers"] and isinstance(out, torch.Tensor):
-                info["renderers"]["prediction"] = plan.renderer_for(meta_for(out[0], "prediction", plan))[0]
-        except KernelError as exc:
-            entry["error"] = str(exc)
-        except Exception as exc:  # a model that cannot take this data: say which and why
-            entry["error"] = f"{type(exc).__name__}: {exc}"
-        info["models"].append(entry)
-    for role, value in (("input", x), ("target", y)):
-        if isinstance(value, torch.Tensor) or isinstance(value, int):
-            info["renderers"][role] = plan.renderer_for(meta_for(value, role, plan))[0]
     trainer = plan.trainer()
     describe = getattr(trainer, "describe", None)
     if callable(describe):
         info["defaults"] = describe(data)
+    for i, spec in enumerate(plan.workflow.models):
+        entry = {"name": plan.workflow.model_label(i), "use": spec.use}
+        entry.update(check_model(plan, i, trainer, info["defaults"]))
+        out = entry.pop("_output", None)
+        if "prediction" not in info["renderers"] and isinstance(out, torch.Tensor) and out.ndim >= 1:
+            try:
+                info["renderers"]["prediction"] = plan.renderer_for(meta_for(out[0], "prediction", plan))[0]
+            except KernelError as exc:
+                plan.notes.append(str(exc))
+        info["models"].append(entry)
+    for role, value in (("input", x), ("target", y)):
+        if isinstance(value, torch.Tensor) or isinstance(value, int):
+            info["renderers"][role] = plan.renderer_for(meta_for(value, role, plan))[0]
     info["analyzers"] = [name for name, _ in plan.analyzers()]
     return info
+
+
+def check_model(plan, index: int, trainer, defaults: dict) -> dict:
+    """Build the index-th model and pass one real batch through it, the trainer's loss and metrics.
+
+    Returns what was found (``filled``, ``parameters``, ``output``, a ``warning``) and, when the
+    model cannot train on this data, ``error``: one line that says why. Never raises for the
+    model's own failures, so that every model of a workflow is reported.
+    """
+    import torch
+
+    from .data import batch_size_of, forward
+    from .seeding import seed_everything
+
+    entry: dict = {}
+    try:
+        seed_everything(plan.workflow.seed)
+        model, filled = plan.model(index)
+        entry["filled"] = {k: _short(v) for k, v in filled.items()}
+        entry["parameters"] = sum(p.numel() for p in model.parameters())
+        inputs, _ = plan.data.batch("train", size=2)
+        model.eval()
+        with torch.no_grad():
+            out = forward(model, inputs)
+        entry["output"], entry["_output"] = _shape(out), out
+        if isinstance(out, torch.Tensor) and out.ndim >= 1 and out.shape[0] != batch_size_of(inputs):
+            entry["warning"] = "the output's first dimension is not the batch size"
+        check = getattr(trainer, "check", None)
+        if callable(check):  # the loss and the metrics on a real batch, as the run will compute them
+            check(model, plan.data, defaults)
+    except KernelError as exc:
+        entry["error"] = str(exc)
+    except Exception as exc:  # a model that cannot take this data: say which and why
+        entry["error"] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+    return entry
+
+
+def check_models(plan, trainer, defaults: dict):
+    """What ``kernel run`` calls before creating any run: every model through :func:`check_model`;
+    the problems of all of them in one KernelError, each at its place (``models[1] (kernel.mlp)``)."""
+    from .errors import WorkflowError
+
+    problems = []
+    for i, spec in enumerate(plan.workflow.models):
+        error = check_model(plan, i, trainer, defaults).get("error")
+        if error:
+            problems.append((f"models[{i}] ({spec.use})", error))
+    if problems:
+        raise WorkflowError(problems)
+
+
+def problems(info: dict, kind: str = "error") -> list[str]:
+    """The plan's problems (``kind`` "error" or "warning") as lines for stderr, each naming its model."""
+    return [f"models[{i}] ({m['use']}): {m[kind]}" for i, m in enumerate(info["models"]) if m.get(kind)]
 
 
 def _shape(value):

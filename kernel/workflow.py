@@ -13,9 +13,18 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import KernelError
+from .errors import KernelError, WorkflowError
 
 _RESERVED = {"use", "params", "name"}
+
+# names become parts of folder names (run ids, analysis/<name>): a file system allows 255 bytes per name
+MAX_NAME = 80
+
+
+def _short_name(value):
+    if value is not None and len(value) > MAX_NAME:
+        raise ValueError(f"at most {MAX_NAME} characters (it names the run folders), not {len(value)}")
+    return value
 
 
 class Spec(BaseModel):
@@ -28,6 +37,11 @@ class Spec(BaseModel):
 
 class ModelSpec(Spec):
     name: Optional[str] = None  # a label for the run; defaults to the component name
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value):
+        return _short_name(value)
 
 
 class SplitSpec(BaseModel):
@@ -52,7 +66,7 @@ class Workflow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = "workflow"
-    seed: int = 0
+    seed: int = Field(0, strict=True)  # "3" or true is a mistake, not a seed
     dataset: DatasetSpec
     models: list[ModelSpec] = Field(default_factory=list)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
@@ -61,6 +75,11 @@ class Workflow(BaseModel):
     callbacks: list[Spec] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     source: Optional[str] = Field(None, exclude=True)  # the file it came from
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value):
+        return _short_name(value)
 
     @field_validator("renderers")
     @classmethod
@@ -75,7 +94,7 @@ class Workflow(BaseModel):
         try:
             super().__init__(**normalize(data))
         except ValidationError as exc:
-            raise WorkflowError(exc) from None
+            raise WorkflowError(pydantic_problems(exc)) from None
 
     @classmethod
     def from_dict(cls, data: dict, source: str | None = None) -> "Workflow":
@@ -127,16 +146,9 @@ class Workflow(BaseModel):
         return spec.name or spec.use.rsplit(".", 1)[-1].split(":")[-1]
 
 
-class WorkflowError(KernelError):
-    """Validation problems, each with the location it was found at."""
-
-    def __init__(self, problems):
-        if isinstance(problems, ValidationError):
-            problems = [(loc_to_path(e["loc"]), _message(e)) for e in problems.errors()]
-        self.problems = list(problems)
-        lines = [f"{loc or '(workflow)'}: {msg}" for loc, msg in self.problems]
-        super().__init__("invalid workflow:\n  " + "\n  ".join(lines) if len(lines) > 1
-                         else f"invalid workflow: {lines[0]}")
+def pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """``(location, message)`` for each of pydantic's errors, locations written as the user writes them."""
+    return [(loc_to_path(e["loc"]), _message(e)) for e in exc.errors()]
 
 
 def _message(err: dict) -> str:
@@ -144,7 +156,7 @@ def _message(err: dict) -> str:
         return "unknown setting"
     if err["type"] == "missing":
         return "required setting is missing"
-    return err["msg"]
+    return err["msg"].removeprefix("Value error, ")
 
 
 def loc_to_path(loc) -> str:
@@ -225,9 +237,19 @@ def set_path(data: dict, path: str, value):
         sections = _DATASET_SECTIONS if (i == 0 and part == "dataset") else set()
         if _is_spec(node) and isinstance(nxt, str) and nxt not in _RESERVED | sections:
             node = node.setdefault("params", {})
-    if isinstance(node, list) and isinstance(parts[-1], int) and parts[-1] >= len(node):
-        raise KernelError(f"--set {path}: index {parts[-1]} is out of range (there are {len(node)})")
-    node[parts[-1]] = value
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list):
+            raise KernelError(f"--set {path}: {_shown(parts[:-1])} is not a list")
+        if last >= len(node):
+            raise KernelError(f"--set {path}: index {last} is out of range (there are {len(node)})")
+    elif not isinstance(node, dict):
+        raise KernelError(f"--set {path}: {_shown(parts[:-1])} is not a table")
+    node[last] = value
+
+
+def _shown(parts: list) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else ("." if i else "") + p for i, p in enumerate(parts))
 
 
 _DATASET_SECTIONS = {"transforms", "target_transforms", "split", "fraction"}

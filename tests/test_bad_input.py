@@ -47,6 +47,39 @@ CASES = [
     ("model that cannot take the data", WORKFLOW + "input_shape = [3]\n", ["run", "--dry-run", "{wf}"], None,
      ["mat1 and mat2"]),
     ("bad render index", WORKFLOW, ["render", "{wf}", "--index", "999"], None, ["--index 999", "out of range"]),
+    # --set values of the wrong shape: tracebacks before
+    ("a number as a name", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", "trainer.optimizer.use=5"], None,
+     ["trainer.optimizer.use", "expected the name of a component", "got 5"]),
+    ("a number as a metric", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", "trainer.metrics=[5]"], None,
+     ["expected a component name", "got 5"]),
+    ("text in a shape", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", 'dataset.shape=["a"]'], None,
+     ["dataset (kernel.synthetic)", "invalid literal for int()", "'a'"]),
+    ("a table as a name", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", "trainer.optimizer={use={}}"], None,
+     ["trainer.optimizer.use", "expected the name of a component", "got {}"]),
+    ("a table as a metric name", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", "trainer.metrics=[{use={}}]"],
+     None, ["trainer.metrics[0].use", "expected the name of a component"]),
+    ("a 300-character name", WORKFLOW.replace('name = "bad"', f'name = "{"n" * 300}"'), ["run", "{wf}"], None,
+     ["name: at most 80 characters", "not 300"]),
+    ("a setting inside a value", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", "name.x=1"], None,
+     ["--set name.x", "name is not a table"]),
+    # values that passed the checks and failed the run
+    ("a negative learning rate", WORKFLOW, ["run", "{wf}", "--set",
+                                            'trainer.optimizer={use="torch.optim.SGD", lr=-1}'], None,
+     ["trainer.optimizer", "Invalid learning rate: -1"]),
+    ("a nested list as a number", WORKFLOW, ["run", "{wf}", "--set",
+                                             'trainer.optimizer={use="torch.optim.SGD", lr=[[0.1]]}'], None,
+     ["trainer.optimizer", "SGD refuses these settings"]),
+    ("a string for a float", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", 'models[0].dropout="0.1"'], None,
+     ["models[0].params.dropout", "expected float", "'0.1'", "write the number without quotes"]),
+    ("a boolean for a number", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", "models[0].hidden=true"], None,
+     ["models[0].params.hidden", "expected int", "True"]),
+    ("the trainer's settings where the user wrote them", WORKFLOW, ["run", "--dry-run", "{wf}", "--set",
+                                                                   'trainer.epochs="x"'], None,
+     ["trainer.epochs: expected int"]),
+    ("a name in the wrong case", WORKFLOW.replace("kernel.synthetic", "KERNEL.SYNTHETIC"),
+     ["run", "--dry-run", "{wf}"], None, ["dataset.use", "did you mean 'kernel.synthetic'"]),
+    ("a loss that does not fit the data", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", 'trainer.loss="mse"'],
+     None, ["models[0] (kernel.mlp)", "needs outputs shaped like the targets"]),
 ]
 
 
@@ -63,7 +96,8 @@ def test_bad_input_gets_a_clear_message(case, cli, tmp_path, fake_plugin):
     assert proc.returncode == 2, output
     assert "Traceback" not in output
     for word in words:
-        assert word in output, f"{word!r} missing from: {output}"
+        assert word in proc.stderr, f"{word!r} missing from stderr: {output}"
+    assert not list((tmp_path / "workspace" / "runs").glob("*/run.json"))  # before any run exists
 
 
 def test_debug_shows_the_traceback(cli):
@@ -79,3 +113,113 @@ def test_a_broken_plugin_leaves_the_rest_working(cli, fake_plugin):
     assert "flaky" in listed.stderr  # a warning that points to `kernel plugins`
     plugins = cli("plugins", env=env).stdout
     assert "broken" in plugins and "the listing server is down" in plugins
+
+
+# -- data that passed the checks and failed the run: refused before any run exists -----------------
+MIXED_SIZES = """
+import torch
+
+class Mixed:
+    def __len__(self):
+        return 24
+
+    def __getitem__(self, i):
+        side = 8 if i % 3 else 6
+        return torch.randn(1, side, side), i % 2
+"""
+
+DATA_CASES = [
+    ("labels out of range", {"targets": "np.arange(40) % 4", "classes": "np.array(['a', 'b'])"},
+     ["dataset: the", "has label", "2 classes", "fix the labels or the class list"]),
+    ("a single class", {"targets": "np.zeros(40, dtype=np.int64)"}, ["dataset:", "a single class"]),
+    ("samples of mixed sizes", None, ["cannot be made into a batch", "different shapes", "(1, 8, 8)", "(1, 6, 6)",
+                                      "add a transform that gives every sample one size"]),
+]
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry run", "run"])
+@pytest.mark.parametrize("case", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_data_the_run_would_fail_on_is_refused_before_any_run(case, dry_run, cli, tmp_path, workspace):
+    import numpy as np
+
+    _, arrays, words = case
+    env = None
+    if arrays is None:
+        (tmp_path / "mixed_sizes.py").write_text(MIXED_SIZES)
+        env = {"PYTHONPATH": str(tmp_path)}
+        dataset = 'use = "mixed_sizes:Mixed"'
+    else:
+        values = {k: eval(v, {"np": np}) for k, v in arrays.items()}
+        np.savez(tmp_path / "data.npz", inputs=np.random.default_rng(0).normal(size=(40, 4)).astype("float32"),
+                 **values)
+        dataset = f'use = "kernel.tensors"\npath = "{tmp_path / "data.npz"}"'
+    wf = tmp_path / "workflow.toml"
+    wf.write_text(WORKFLOW.replace('use = "kernel.synthetic"\nnum_samples = 40', dataset))
+    proc = cli("run", *(["--dry-run"] if dry_run else []), str(wf), env=env)
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in proc.stderr, f"{word!r} missing from: {proc.stderr}"
+    assert not list((workspace / "runs").glob("*/run.json"))
+
+
+# -- what the command line shows ------------------------------------------------------------------
+def test_debug_shows_a_broken_plugins_own_traceback(cli, fake_plugin, tmp_path):
+    env = fake_plugin("flaky", BROKEN_HOOK)
+    wf = tmp_path / "workflow.toml"
+    wf.write_text(WORKFLOW.replace("kernel.synthetic", "flaky.data"))
+    quiet = cli("run", "--dry-run", str(wf), env=env)
+    assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
+    debug = cli("--debug", "run", "--dry-run", str(wf), env=env)
+    assert debug.returncode == 2
+    assert "in kernel_datasets" in debug.stderr  # the frame of the plugin's hook, not only the kernel's
+    assert 'raise ValueError("the listing server is down")' in debug.stderr
+
+
+FAILS_IN_TRAINING = """
+from torch import nn
+
+class FailsInTraining(nn.Module):
+    def __init__(self, input_shape=(8,), num_classes=4):
+        super().__init__()
+        self.fc = nn.Linear(input_shape[0], num_classes)
+
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError("the model broke in training")
+        return self.fc(x)
+"""
+
+
+@pytest.mark.xfail(reason="kernel/runner.py prints one line for a failed run; with KERNEL_DEBUG (set by --debug) "
+                          "it is to print the traceback too", strict=False)
+def test_debug_shows_a_failed_runs_traceback(cli, tmp_path):
+    (tmp_path / "fails_in_training.py").write_text(FAILS_IN_TRAINING)
+    wf = tmp_path / "workflow.toml"
+    wf.write_text(WORKFLOW.replace("kernel.mlp", "fails_in_training:FailsInTraining") + "[trainer]\nepochs = 1\n")
+    proc = cli("--debug", "run", "--quiet", str(wf), env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 1
+    assert "the model broke in training" in proc.stderr and "Traceback" in proc.stderr
+
+
+def test_dry_run_problems_go_to_stderr_in_full(cli, tmp_path):
+    wf = tmp_path / "workflow.toml"
+    wf.write_text(WORKFLOW + "input_shape = [3]\n")
+    proc = cli("run", "--dry-run", str(wf))
+    assert proc.returncode == 2
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("kernel: error:"))
+    assert "models[0] (kernel.mlp)" in line and "mat1 and mat2" in line  # one line, not a wrapped cell
+    as_json = cli("run", "--dry-run", "--json", str(wf))
+    assert as_json.returncode == 2 and "mat1 and mat2" in as_json.stderr
+
+
+def test_setup_steps_show_on_stderr_unless_quiet_or_json(cli, tmp_path):
+    wf = tmp_path / "workflow.toml"
+    wf.write_text(WORKFLOW)
+    shown = cli("run", "--dry-run", str(wf))
+    assert shown.returncode == 0, shown.stderr
+    assert "kernel: building dataset kernel.synthetic" in shown.stderr
+    assert "kernel: building" not in shown.stdout  # the plan stays clean on stdout
+    for flag in ("--quiet", "--json"):
+        quiet = cli("run", "--dry-run", flag, str(wf))
+        assert quiet.returncode == 0 and "kernel: building" not in quiet.stderr + quiet.stdout

@@ -112,3 +112,13 @@ def test_parameter_docs_are_read_from_common_docstring_styles(doc):
     docs = param_docs(doc)
     assert docs["size"] == "the size."
     assert docs["mode"].startswith("how,")
+
+
+def test_names_that_differ_only_in_case_get_a_suggestion():
+    from kernel.errors import did_you_mean
+
+    assert did_you_mean("text.AG_NEWS", ["text.ag_news", "text.imdb"]) == " (did you mean 'text.ag_news'?)"
+    with pytest.raises(KernelError, match="did you mean 'kernel.synthetic'"):
+        kernel.get_catalog().get("KERNEL.SYNTHETIC", "dataset")  # not taken for a module to import
+    with pytest.raises(KernelError, match="expected the name of a model"):
+        kernel.get_catalog().get({"use": 1}, "model")

@@ -1,8 +1,12 @@
 """Workflows from TOML, dicts and Python objects become one validated model; errors name their place."""
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import torch
+
+import kernel
 from kernel import KernelError
 from kernel.workflow import Workflow, WorkflowError, parse_value
 
@@ -75,7 +79,7 @@ def test_nested_component_specs_are_checked_too():
                   trainer={"optimizer": {"use": "torch.optim.AdamW", "lrr": 0.1}})
     with pytest.raises(WorkflowError) as err:
         wf.validate_components()
-    assert "did you mean 'lr'" in dict(err.value.problems)["trainer.params.optimizer.lrr"]
+    assert "did you mean 'lr'" in dict(err.value.problems)["trainer.optimizer.lrr"]
 
 
 def test_structure_errors_come_from_the_model_with_locations():
@@ -127,3 +131,68 @@ def test_dry_run_of_the_kernel_only_example(cli, workspace):
     assert "train 1600, valid 400 samples" in out.stdout
     assert "5,508" in out.stdout and "(2, 4) float32" in out.stdout  # the mlp's size and output
     assert not (workspace / "runs").exists()  # a dry run writes nothing
+
+
+# -- the data's conventions: targets in the form their task is trained with -------------------------
+def test_regression_targets_are_float32_vectors_like_the_models_output(workspace, tmp_path):
+    """(N,) float64 targets, as numpy gives them, against a model that outputs (N, 1): the run
+    failed with "Found dtype Double but expected Float" after the dry run had passed."""
+    import numpy as np
+
+    from kernel.build import prepare
+    from kernel.dryrun import describe_plan
+    from kernel.runner import run_workflow
+
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32")
+    np.savez(tmp_path / "reg.npz", inputs=x, targets=x.sum(1).astype("float64"))
+    wf = Workflow(dataset={"use": "kernel.tensors", "path": str(tmp_path / "reg.npz")},
+                  models=[{"use": "kernel.mlp", "hidden": 8}], trainer={"epochs": 1, "progress": False})
+    plan = prepare(wf)
+    _, targets = plan.data.batch("train", size=4)
+    assert targets.shape == (4, 1) and targets.dtype == torch.float32
+    assert describe_plan(plan)["models"][0]["output"] == "(2, 1) float32"
+    run = run_workflow(wf, quiet=True)[0]
+    assert run.status == "completed", run.info["reason"]
+
+
+@pytest.mark.parametrize("target, task, expected", [
+    (torch.tensor(2.5, dtype=torch.float64), "regression", (torch.float32, (1,))),
+    (0.5, "regression", (torch.float32, (1,))),
+    (torch.ones(3, dtype=torch.float64), "regression", (torch.float32, (3,))),
+    (torch.tensor(2, dtype=torch.int32), "multiclass", (torch.int64, ())),
+    (torch.tensor([[0, 1]], dtype=torch.uint8), "other", (torch.uint8, (1, 2))),  # not the kernel's to say
+])
+def test_targets_are_conformed_only_where_it_is_unambiguous(target, task, expected):
+    from kernel.data import conform_target
+
+    out = conform_target(target, task)
+    assert (out.dtype, tuple(out.shape)) == expected
+
+
+def test_the_kernel_names_no_domain_in_the_task_of_dict_targets():
+    from kernel.data import infer_task
+
+    assert infer_task({"boxes": torch.zeros(1, 4), "labels": torch.zeros(1)}) == "other"
+    assert "boxes" not in (Path(kernel.__file__).parent / "data.py").read_text()
+
+
+# -- the layers: validation and the workflow model do not import each other, nor the runner ---------
+def module_imports(path: Path) -> list[tuple[str, bool]]:
+    """``(module, at module level)`` for every import in a file."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            out.append(("." * node.level + (node.module or ""), id(node) in top))
+    return out
+
+
+def test_validation_and_workflow_import_no_circle():
+    folder = Path(kernel.__file__).parent
+    assert not [m for m, _ in module_imports(folder / "validation.py") if m in (".workflow", ".runner")]
+    workflow_imports = module_imports(folder / "workflow.py")
+    assert (".runner", True) not in workflow_imports  # Workflow.run() imports it when called, only there
+    assert [m for m, top in workflow_imports if not top] == [".validation", ".runner"]

@@ -57,15 +57,25 @@ def _plan(args):
 
 
 def run_cmd(args):
+    from ..console import show_steps
+
+    show_steps(not args.quiet and not args.json)
     if args.dry_run:
-        from ..dryrun import describe_plan, print_plan
+        import sys
+
+        from ..dryrun import describe_plan, print_plan, problems
 
         info = describe_plan(_plan(args))
         if args.json:
             print(json.dumps(info, indent=2, default=str))
         else:
             print_plan(info)
-        return 2 if any("error" in m for m in info["models"]) else 0
+        for line in problems(info, "warning"):
+            print(f"kernel: warning: {line}", file=sys.stderr)
+        found = problems(info)
+        for line in found:  # the table's cell may be cut or wrapped: each problem in full, where errors go
+            print(f"kernel: error: {line}", file=sys.stderr)
+        return 2 if found else 0
     workflow = load_workflow(args)
     from ..runner import run_workflow
 
@@ -99,11 +109,20 @@ def print_where(results):
           f"or tensorboard --logdir {store}")
 
 
+def folder_name(name: str) -> str:
+    """A workflow's name as one safe folder name: no separators, no '..', not empty."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.")
+    return safe or "workflow"
+
+
 def analyze_cmd(args):
     from ..artifacts import workspace, write_reports
+    from ..console import show_steps, step
 
+    show_steps(True)
     plan = _plan(args)
-    folder = args.output or workspace() / "analysis" / plan.workflow.name
+    folder = args.output or workspace() / "analysis" / folder_name(plan.workflow.name)
+    step(f"running the analyzers into {folder}")
     reports = write_reports(plan, folder)
     from ..console import console as make_console
 
@@ -130,7 +149,7 @@ def render_cmd(args):
     size = len(plan.data.splits[args.split])
     if not 0 <= args.index < size:
         raise KernelError(f"--index {args.index} is out of range: the {args.split} split has {size} samples")
-    folder = Path(args.output or workspace() / "renders" / plan.workflow.name)
+    folder = Path(args.output or workspace() / "renders" / folder_name(plan.workflow.name))
     folder.mkdir(parents=True, exist_ok=True)
     for role, (name, image, _) in render_sample(plan, args.index, args.split).items():
         path = folder / f"{args.split}_{args.index}_{role}.png"
