@@ -27,5 +27,5 @@ def test_check_plugin_vision_passes(workspace):
     for exercised in ("vision.digits", "vision.mnist5k", "vision.FakeData", "vision.resnet18", "vision.alexnet",
                       "vision.maxvit_t", "vision.regnet_y_128gf", "vision.fasterrcnn_resnet50_fpn",
                       "vision.fcn_resnet50", "vision.Normalize", "vision.Resize", "vision.LinearTransformation", "vision.bitmap",
-                      "vision.image_sizes", "vision.duplicates"):
+                      "vision.image_sizes", "vision.duplicates", "vision.normalization"):
         assert exercised not in unexercised, [f for f in findings if f["component"] == exercised]
