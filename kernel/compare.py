@@ -87,7 +87,7 @@ def key_table(columns: list[str], rows: list[dict], runs, ids: dict | None = Non
         metric = metrics.pop()
         labels.update({f"best {metric}": "best", f"final {metric}": "final"})
         better = "lower" if mode_for(metric, _common_info(runs, metric)) == "min" else "higher"
-        caption = f"best and final: {metric} ({better} is better); --wide: every column"
+        caption = f"best, final: {metric} ({better} is better)"
     return rich_table(shown, rows, ids, labels, caption)
 
 
@@ -116,7 +116,8 @@ def _cell(value) -> str:
 
 
 #: Columns of words, left-aligned; the rest (numbers) right-aligned.
-TEXT_COLUMNS = ("id", "model", "status", "use", "workflow", "monitor", "created", "reason", "fingerprint")
+TEXT_COLUMNS = ("id", "model", "status", "status (reason)", "use", "workflow", "monitor", "created", "reason",
+                "fingerprint")
 
 
 def rich_table(columns, rows, ids: dict | None = None, labels: dict | None = None, caption: str | None = None):
@@ -125,7 +126,8 @@ def rich_table(columns, rows, ids: dict | None = None, labels: dict | None = Non
     table = _table_class()(box=None, pad_edge=False, caption=caption, caption_justify="left")
     for c in columns:
         text = c in TEXT_COLUMNS
-        table.add_column((labels or {}).get(c, c), no_wrap=c == "id", overflow="ellipsis" if c != "id" else "fold",
+        # a row is one line: long text is cut (its whole value in --wide, --json), never wrapped
+        table.add_column((labels or {}).get(c, c), no_wrap=True, overflow="ellipsis" if c != "id" else "fold",
                          max_width=None if c == "id" or not text else 28,
                          justify="left" if text or c.startswith(("params.", "trainer.")) else "right")
     for r in rows:
@@ -157,15 +159,24 @@ def _table_class():  # rich is imported when a table is made, not when compare i
     return PrintableTable
 
 
-def print_table(table):
-    """Print a table as wide as the terminal (or ``COLUMNS``); in a file or pipe with no ``COLUMNS``
-    it is never wrapped, so that it can be searched and cut."""
+def output_width() -> int | None:
+    """The width tables are printed at: the terminal's (or ``COLUMNS``), or None in a file or pipe
+    with no ``COLUMNS``, where a table is never wrapped and its ids stay whole (for scripts and grep)."""
+    import shutil
     import sys
 
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((100, 24)).columns
+    return None
+
+
+def print_table(table):
+    """Print a table at :func:`output_width` (unbounded: one line per row, however long)."""
     from rich.console import Console
 
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 1000
-    Console(width=width, highlight=False, soft_wrap=False).print(table)
+    Console(width=output_width() or 1000, highlight=False, soft_wrap=False).print(table)
 
 
 def write_csv(columns, rows, file):

@@ -542,22 +542,28 @@ class Results:
             raise KernelError(f"no run has a value for {metric!r}")
         return (max if mode == "max" else min)(scored, key=lambda vr: vr[0])[1]
 
-    def table(self, wide: bool = False):
-        """The runs side by side, key columns (``wide``: every column): ``print(results.table())``
-        prints it as text, ``rich.print(results.table())`` in colour."""
+    def table(self, wide: bool = False, short_ids: bool = True):
+        """The runs side by side, key columns (``wide``: every column, whole ids):
+        ``print(results.table())`` prints it as text, ``rich.print(results.table())`` in colour."""
         from .compare import compare_rows, key_table, rich_table
-        from .run_reader import run_folders, short_ids
+        from .run_reader import run_folders
+        from .run_reader import short_ids as shorten
 
         columns, rows = compare_rows(self.runs)
         if wide:
             return rich_table(columns, rows)
         among = [p.name for p in run_folders(self.runs[0].dir.parent)] if self.runs else []
-        return key_table(columns, rows, self.runs, short_ids([r.id for r in self.runs], among))
+        ids = shorten([r.id for r in self.runs], among) if short_ids else None
+        return key_table(columns, rows, self.runs, ids)
 
     def print_summary(self, console=None):
-        from .compare import print_table
+        """The end-of-run table: key columns, short ids where the width is limited (a terminal)."""
+        from .compare import output_width, print_table
 
-        console.print(self.table()) if console is not None else print_table(self.table())
+        if console is not None:
+            console.print(self.table())
+        else:
+            print_table(self.table(short_ids=output_width() is not None))
 
     def plot(self, path=None, metric: str | None = None):
         """The validation curves of the runs overlaid; saved to ``path`` when given. Returns the figure."""

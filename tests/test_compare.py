@@ -45,8 +45,9 @@ def test_compare_shows_differing_settings_and_best_and_final(runs, cli):
     assert rows["linear"]["best_epoch"] == 2 and rows["linear"]["epochs"] == 2
     wide = cli("compare", "--wide")
     assert a.id in wide.stdout and b.id in wide.stdout
-    table = cli("compare")  # ids as their shortest unique end, which commands accept
+    table = cli("compare", env={"COLUMNS": "100"})  # ids as their shortest unique end, which commands accept
     assert a.id not in table.stdout and a.id[-4:] in table.stdout.split()
+    assert a.id in cli("compare").stdout  # in a pipe with no width: whole, for scripts
     assert json.loads(cli("compare", a.id[-4:], "--json").stdout)["rows"][0]["id"] == a.id
 
 
@@ -63,7 +64,7 @@ def test_compare_sorts_and_writes_csv(runs, cli):
 def test_compare_plots_and_exports_curves(runs, cli, workspace):
     out = cli("compare", "--plot", "curves.png", "--export-curves", "curves.csv")
     assert out.returncode == 0, out.stderr
-    assert "best and final: valid/accuracy" in out.stdout and "mlp" in out.stdout  # the table still printed
+    assert "best, final: valid/accuracy" in out.stdout and "mlp" in out.stdout  # the table still printed
     assert (workspace / "curves.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader(open(workspace / "curves.csv")))
     accuracy = [r for r in rows if r["metric"] == "valid/accuracy"]
@@ -130,7 +131,7 @@ def test_compare_and_runs_read_at_100_columns(workspace, cli):
     for args in (["compare"], ["runs"]):
         out = cli(*args, env=env)
         assert out.returncode == 0, out.stderr
-        lines = [line for line in out.stdout.splitlines() if not line.startswith("best and final")]
+        lines = [line for line in out.stdout.splitlines() if not line.startswith("best, final")]
         assert lines and max(len(line) for line in out.stdout.splitlines()) <= 100, out.stdout
         assert len(lines) == 1 + len(runs), out.stdout  # one line per run: nothing wrapped
         assert "…" not in out.stdout, out.stdout  # nothing cut either
@@ -179,7 +180,7 @@ def test_the_end_of_run_summary_reads_at_100_columns(cli):
     assert out.returncode == 0, out.stderr
     table = [line for line in out.stdout.splitlines() if line.strip()]
     header = next(i for i, line in enumerate(table) if line.split()[:2] == ["id", "model"])
-    end = next(i for i, line in enumerate(table) if line.startswith("best and final"))
+    end = next(i for i, line in enumerate(table) if line.startswith("best, final"))
     assert end == header + 3 and all(len(line) <= 100 for line in table[header:end + 1]), out.stdout
-    assert "best" in table[header].split() and "best and final: valid/accuracy" in out.stdout
+    assert "best" in table[header].split() and "best, final: valid/accuracy" in out.stdout
     assert {"mlp", "linear"} <= set(" ".join(table[header + 1:header + 3]).split())

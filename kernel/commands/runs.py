@@ -61,24 +61,32 @@ def runs_cmd(args):
     from ..compare import _cell, print_table, rich_table
     from ..run_reader import run_folders, short_ids
 
+    from ..compare import output_width
+
     rows = []
     for i in infos:
         best = (i.get("best") or {}).get(i.get("monitor"))
+        reason = i.get("reason") if i["status"] != "completed" else None
         rows.append({"id": i["id"], "workflow": i.get("workflow"), "model": i.get("model"), "status": i["status"],
                      "epochs": f"{i.get('epochs_done', 0)}/{i.get('epochs') or '?'}", "monitor": i.get("monitor") or "",
                      "best": _cell(best), "time_s": _cell(i.get("duration_s")), "created": i.get("created"),
-                     "reason": i.get("reason") if i["status"] != "completed" else None})
+                     "reason": reason, "status (reason)": i["status"] + (f" ({reason})" if reason else "")})
     if args.wide:
         columns, ids = ["id", "workflow", "model", "status", "epochs", "monitor", "best", "time_s", "created", "reason"], None
-    else:  # what reads in 100 columns: ids as their shortest unique end (which compare and report accept)
+        labels = {}
+    else:  # what reads in 100 columns: the key columns, the reason cut to fit
         monitors = {r["monitor"] for r in rows}
         if len(monitors) == 1:  # one monitor: named in the header, not on every line
             for r in rows:
                 r[f"best {r['monitor']}"] = r["best"]
-        columns = ["id", "workflow", "model", "status", "epochs",
+        columns = ["id", "workflow", "model", "status (reason)", "epochs",
                    f"best {monitors.pop()}" if len(monitors) == 1 else "best", "time_s"]
-        ids = short_ids([r["id"] for r in rows], among=[p.name for p in run_folders(store.root)])
-    print_table(rich_table(columns, rows, ids))
+        labels = {"status (reason)": "status"}
+        # on a terminal (or with COLUMNS) ids as their shortest unique end, which compare and report
+        # accept; in a file or pipe whole, for scripts
+        ids = short_ids([r["id"] for r in rows], among=[p.name for p in run_folders(store.root)]) \
+            if output_width() else None
+    print_table(rich_table(columns, rows, ids, labels))
     return 0
 
 
@@ -110,8 +118,9 @@ def compare_cmd(args):
         C.write_csv(columns, rows, sys.stdout)
     elif args.wide:
         C.print_table(C.rich_table(columns, rows))
-    else:
-        ids = short_ids([r["id"] for r in rows], among=[p.name for p in run_folders(store.root)])
+    else:  # short ids on a terminal (or with COLUMNS); whole in a file or pipe, for scripts
+        ids = short_ids([r["id"] for r in rows], among=[p.name for p in run_folders(store.root)]) \
+            if C.output_width() else None
         C.print_table(C.key_table(columns, rows, runs, ids))
     return 0
 
