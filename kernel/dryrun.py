@@ -58,7 +58,10 @@ def check_model(plan, index: int, trainer, defaults: dict) -> dict:
     from .data import batch_size_of, forward
     from .seeding import seed_everything
 
+    from .console import step
+
     entry: dict = {}
+    step(f"checking models[{index}] ({plan.workflow.models[index].use}) on one batch")
     try:
         seed_everything(plan.workflow.seed)
         model, filled = plan.model(index)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import types
+import typing
 
 from .catalog import Catalog, accepts_any, get_catalog, signature_params
 from .errors import KernelError, WorkflowError, did_you_mean
@@ -149,7 +151,9 @@ def type_problem(annotation, value) -> str:
         converted = adapter.validate_python(value)
     except ValidationError as exc:
         err = exc.errors()[0]
-        return f"expected {_type_name(annotation)}, got {_shown(value)} ({err['msg']})"
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        why = "" if union else f" ({err['msg']})"  # for a union, pydantic's first reason is one of many
+        return f"expected {_type_name(annotation)}, got {_shown(value)}{why}"
     except Exception:
         return ""
     wrong = _coerced(value, converted)
@@ -184,5 +188,15 @@ def _shown(value, limit: int = 60) -> str:
 
 
 def _type_name(annotation) -> str:
+    """An annotation as a person reads it: ``list[str | dict] | Literal["auto"]`` -> a list of str or
+    dict, or 'auto'."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return ", or ".join(names) if any(" " in n for n in names) else " or ".join(names)
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in args)
+    if origin in (list, tuple, set) and args:
+        return f"a {origin.__name__} of {_type_name(args[0])}"
     name = getattr(annotation, "__name__", None)
     return name if isinstance(annotation, type) and name else str(annotation).replace("typing.", "")

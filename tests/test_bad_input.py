@@ -223,3 +223,53 @@ def test_setup_steps_show_on_stderr_unless_quiet_or_json(cli, tmp_path):
     for flag in ("--quiet", "--json"):
         quiet = cli("run", "--dry-run", flag, str(wf))
         assert quiet.returncode == 0 and "kernel: building" not in quiet.stderr + quiet.stdout
+
+
+def test_a_string_where_a_list_goes_is_refused_not_split_into_characters():
+    """Validation reads the target's annotation: a list of names, or "auto", refuses "abc" and [5]."""
+    from typing import Literal
+
+    from kernel.validation import type_problem
+
+    names = list[str | dict] | Literal["auto"]
+    assert type_problem(names, "abc") == "expected a list of str or dict, or 'auto', got 'abc'"
+    assert "got [5]" in type_problem(names, [5])
+    assert type_problem(names, ["kernel.accuracy", {"use": "kernel.f1"}]) == type_problem(names, "auto") == ""
+
+
+@pytest.mark.xfail(reason="kernel.supervised annotates `metrics: list | str`, which admits any string; with "
+                          "`list[str | dict] | Literal['auto']` validation refuses 'abc' at trainer.metrics",
+                   strict=False)
+def test_the_trainers_metrics_as_a_string_are_refused_at_their_place(cli, tmp_path):
+    wf = tmp_path / "workflow.toml"
+    wf.write_text(WORKFLOW)
+    proc = cli("run", "--dry-run", str(wf), "--set", 'trainer.metrics="abc"')
+    assert proc.returncode == 2 and "trainer.metrics" in proc.stderr
+
+
+WARNS = """
+import warnings
+
+import torch
+from torch import nn
+
+
+class Warns(nn.Module):
+    def __init__(self, input_shape=(16,), num_classes=4):
+        super().__init__()
+        warnings.warn("this model is an experiment")
+        self.fc = nn.Linear(input_shape[0], num_classes)
+
+    def forward(self, x):
+        return self.fc(x).transpose(0, 1)  # not batch first
+"""
+
+
+def test_warnings_go_to_stderr_and_stdout_keeps_the_plan(cli, tmp_path):
+    (tmp_path / "warns.py").write_text(WARNS)
+    wf = tmp_path / "workflow.toml"
+    wf.write_text(WORKFLOW.replace("kernel.mlp", "warns:Warns"))
+    proc = cli("run", "--dry-run", str(wf), env={"PYTHONPATH": str(tmp_path)})
+    assert "this model is an experiment" in proc.stderr and "this model is an experiment" not in proc.stdout
+    assert "kernel: warning: models[0] (warns:Warns): the output's first dimension is not the batch size" \
+        in proc.stderr
