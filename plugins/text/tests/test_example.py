@@ -35,4 +35,5 @@ def test_sentiment_example_trains_every_model_above_the_baseline(cli, workspace)
     samples = json.loads((first / "samples" / "samples.json").read_text())
     assert samples[0]["renderers"]["input"] == "text.tokens"
     lengths = json.loads((first / "reports" / "text.lengths.json").read_text())
-    assert lengths["suggestions"]["max_length"] < lengths["values"]["max_length"] <= 64
+    # text.vocab is the second transform: its max_length, adoptable with --set as it is
+    assert lengths["suggestions"]["dataset.transforms[1].max_length"] < lengths["values"]["max_length"] <= 64
