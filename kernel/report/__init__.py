@@ -1,6 +1,7 @@
 """The report and the dashboard: runs compared in a browser.
 
-- :mod:`kernel.report.runs` reads run directories (docs/run-store.md) and tolerates runs being written;
+- :mod:`kernel.report.runs` is the dashboard's cached scan of the store; runs themselves are
+  :class:`kernel.store.Run` objects read by :mod:`kernel.run_reader` (as ``kernel compare`` reads them);
 - :mod:`kernel.report.page` turns runs into the page's data (curves, table rows, groups, dataset section);
 - :mod:`kernel.report.html` writes the self-contained report (plotly.js, the page's code and data inlined);
 - :mod:`kernel.report.server` serves the same page live from the run store.
