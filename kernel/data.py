@@ -341,15 +341,37 @@ def check_data(data: "Data"):
         raise KernelError(f"dataset: the targets hold a single class ({n_classes} class); classification "
                           f"needs at least 2 (or a dataset whose `classes` lists them all)")
     for name, split in data.raw.items():
-        labels = split_targets(split, read_items=False)
-        if not labels:
+        found = label_range(split)
+        if found is None:
             continue
-        low, high = min(labels), max(labels)
+        low, high = found
         if low < 0 or high >= n_classes:
             bad = low if low < 0 else high
             source = "the dataset's classes" if data.classes else "the training labels"
             raise KernelError(f"dataset: the {name} split has label {bad}, but {source} give {n_classes} "
                               f"classes (labels 0 to {n_classes - 1}); fix the labels or the class list")
+
+
+def label_range(split) -> tuple[int, int] | None:
+    """The smallest and largest class label of a split, from the ``targets`` its source holds
+    (at once, as one tensor: no sample is read); None when the source has no integer targets."""
+    ds, indices = split, None
+    while isinstance(ds, Subset):
+        indices = ds.indices if indices is None else [ds.indices[i] for i in indices]
+        ds = ds.base
+    targets = None if isinstance(ds, Transformed) else getattr(ds, "targets", None)
+    try:
+        labels = torch.as_tensor(targets) if targets is not None else None
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if labels is None or labels.ndim != 1 or labels.is_floating_point() or labels.is_complex() \
+            or len(labels) != len(ds):
+        return None
+    if indices is not None:
+        labels = labels[torch.as_tensor(indices, dtype=torch.long)]
+    if labels.numel() == 0:
+        return None
+    return int(labels.min()), int(labels.max())
 
 
 def batch_sampler_of(collate_fn, dataset, batch_size: int, shuffle: bool = False, generator=None,

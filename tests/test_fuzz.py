@@ -134,5 +134,33 @@ def test_mutated_workflows_are_accepted_or_refused_with_a_kernel_error(workspace
     assert counts["accepted"] > 0 and counts["refused"] > CASES // 2  # the mutations reach both outcomes
 
 
+SET_PATHS = ["trainer.epochs", "trainer.optimizer.lr", "trainer.optimizer.use", "trainer.metrics", "trainer.metrics[0]",
+             "models[0].hidden", "models[0].params.dropout", "models[1].use", "models[2].hidden", "dataset.shape",
+             "dataset.split.valid", "dataset.transforms[0]", "name", "name.x", "seed", "models", "dataset",
+             "trainer.optimizer", "renderers.input", "x[0].y", "models[0].name", "dataset.use.x"]
+SET_VALUES = ["5", "-1", "1e400", "nan", '"0.1"', "true", "[5]", '["a"]', "[[3]]", "{use={}}", "[{use={}}]",
+              '"abc"', '"kernel.mlpp"', '"x"', "{}", "[]", "not toml at all", '"\u00e9"', "9" * 30, '"' + "n" * 300 + '"']
+
+
+def test_set_overrides_are_accepted_or_refused_with_a_kernel_error(workspace):
+    """`--set PATH=VALUE` as the command line reads it: a value parsed as TOML, set at a path."""
+    from kernel.workflow import parse_value
+
+    rng = random.Random(SEED + 1)
+    counts = {"accepted": 0, "refused": 0}
+    for case in range(120):
+        overrides = {rng.choice(SET_PATHS): parse_value(rng.choice(SET_VALUES)) for _ in range(rng.choice([1, 2]))}
+        try:
+            data = Workflow.from_dict(copy.deepcopy(BASE)).with_overrides(overrides).to_dict()
+        except KernelError:
+            counts["refused"] += 1
+            continue
+        try:
+            counts[dry_run(data)] += 1
+        except Exception:
+            raise AssertionError(f"case {case}: --set {overrides!r}\n{traceback.format_exc(limit=-3)}") from None
+    assert counts["accepted"] and counts["refused"]
+
+
 def test_the_unmutated_workflow_is_accepted(workspace):
     assert dry_run(copy.deepcopy(BASE)) == "accepted"  # so each refusal above comes from its mutation

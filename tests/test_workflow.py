@@ -196,3 +196,20 @@ def test_validation_and_workflow_import_no_circle():
     workflow_imports = module_imports(folder / "workflow.py")
     assert (".runner", True) not in workflow_imports  # Workflow.run() imports it when called, only there
     assert [m for m, top in workflow_imports if not top] == [".validation", ".runner"]
+
+
+def test_check_models_is_the_one_call_that_refuses_a_model_before_any_run(workspace):
+    """What the dry run does for each model, as one call for `kernel run` to make before creating runs."""
+    from kernel.build import prepare
+    from kernel.dryrun import check_models
+
+    wf = Workflow(dataset={"use": "kernel.synthetic", "num_samples": 40},
+                  models=[{"use": "kernel.linear"}, {"use": "kernel.mlp", "input_shape": [3]}],
+                  trainer={"epochs": 1})
+    plan = prepare(wf)
+    trainer = plan.trainer()
+    with pytest.raises(WorkflowError) as err:
+        check_models(plan, trainer, trainer.describe(plan.data))
+    assert [loc for loc, _ in err.value.problems] == ["models[1] (kernel.mlp)"]
+    assert "mat1 and mat2" in err.value.problems[0][1]
+    assert not (workspace / "runs").exists()
