@@ -285,6 +285,7 @@ class DashboardServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     max_connections = MAX_CONNECTIONS
+    request_queue_size = 128  # the listen backlog: a burst of page loads waits to be accepted, not refused
 
     def __init__(self, *args, **kwargs):
         self._slots = threading.BoundedSemaphore(self.max_connections)
