@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Literal
 
 import torch
 
@@ -82,7 +83,8 @@ class Supervised:
     """
 
     def __init__(self, epochs: int = 10, batch_size: int | str = "auto", optimizer: dict | str | None = None,
-                 scheduler: dict | str | None = None, loss: str | dict = "auto", metrics: list | str = "auto",
+                 scheduler: dict | str | None = None, loss: str | dict = "auto",
+                 metrics: list[str | dict] | Literal["auto"] = "auto",
                  monitor: str = "auto", mode: str = "auto", device: str = "auto", precision: str = "fp32",
                  accumulate: int = 1, clip_grad_norm: float | None = None, num_workers: int | str = "auto",
                  deterministic: bool = False, early_stopping: dict | None = None, checkpoint: bool = True,
@@ -162,9 +164,12 @@ class Supervised:
     def build_loss(self, cfg):
         use, params = spec_parts(self.loss if isinstance(self.loss, dict) else cfg["loss"])
         target = resolve_target(LOSSES.get(use, use), f"{W}.loss")
+        if getattr(target, "__module__", "").startswith("torch."):
+            # a workflow writes class weights as lists; torch's losses take them as tensors
+            params = {k: torch.tensor(v, dtype=torch.float32) if _numbers(v) else v for k, v in params.items()}
         try:
             return target(**params) if inspect.isclass(target) else target
-        except TypeError as exc:
+        except (TypeError, ValueError, RuntimeError) as exc:
             raise KernelError(f"{W}.loss: {exc}") from None
 
     def build_metrics(self, cfg, data) -> dict:
@@ -191,6 +196,8 @@ class Supervised:
         model.eval()
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             device = next(model.parameters(), torch.empty(0)).device
+            if isinstance(loss_fn, torch.nn.Module):
+                loss_fn.to(device)  # its class weights, if any, go where the outputs are
             inputs, targets = to_device(inputs, device), to_device(targets, device)
             out = forward(model, inputs)
             what = f"targets {_describe(targets)}, model outputs {_describe(out)}"
@@ -708,6 +715,14 @@ def _loss_and_outputs(value, step: str):
     if isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], torch.Tensor):
         return value[0], value[1]
     raise TypeError(f"{step}() must return the loss (a tensor) or (loss, outputs), not {type(value).__name__}")
+
+
+def _numbers(value) -> bool:
+    """A non-empty list of numbers (or of such lists)."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return False
+    return all(_numbers(v) if isinstance(v, (list, tuple)) else
+               isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
 
 
 def _detached(outputs):
