@@ -96,6 +96,33 @@ def test_a_foreign_host_name_is_refused(dashboard):
     assert status == 404
 
 
+def test_stop_never_signals_the_holder_of_a_planted_lock_link(workspace, tmp_path):
+    """A run folder's .lock linked to another program's lock file: that program holds a lock on it,
+    but it is not the run's trainer, and gets no signal."""
+    other = tmp_path / "daemon.lock"
+    daemon = lock_holder_of_file(other)
+    try:
+        run = write_run(workspace / "runs", model="vit", status="running", epochs_done=2)
+        (run / ".lock").symlink_to(other)
+        status, payload = Dashboard(workspace).stop(run.name)
+        assert status == 409 and "not being trained" in payload["error"]
+        time.sleep(0.2)
+        assert daemon.poll() is None
+    finally:
+        daemon.kill()
+        daemon.wait()
+        daemon.stdout.close()
+
+
+def lock_holder_of_file(path: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", (
+        f"import fcntl, os, time\nfd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
 @pytest.mark.parametrize("host", ["evil@127.0.0.1:{port}", "127.0.0.1:{port}@evil.example", "user:pw@localhost",
                                   "127.0.0.1:{port}/x", "127.0.0.1 :{port}"])
 def test_a_host_header_with_userinfo_or_junk_is_a_400(dashboard, host):
