@@ -116,7 +116,7 @@ def flatten(value, prefix: str = "", out: dict | None = None) -> dict:
     return out
 
 
-def _dict(value) -> dict:
+def as_dict(value) -> dict:
     """A field that should be a dict; anything else (a damaged or foreign run.json) reads as empty."""
     return value if isinstance(value, dict) else {}
 
@@ -125,8 +125,8 @@ def settings(info: dict) -> dict:
     """What was trained, flat: the model component (``use``), its parameters (``params.*``), the
     trainer's settings (``trainer.*``) and the seed. Runs differ where these differ."""
     out = {"use": info.get("use")}
-    flatten(_dict(info.get("params")), "params", out)
-    flatten({k: v for k, v in _dict(info.get("defaults")).items() if k not in NOT_SETTINGS}, "trainer", out)
+    flatten(as_dict(info.get("params")), "params", out)
+    flatten({k: v for k, v in as_dict(info.get("defaults")).items() if k not in NOT_SETTINGS}, "trainer", out)
     if "seed" in info:
         out["seed"] = info["seed"]
     return out

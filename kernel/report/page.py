@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..component import MEDIA_SUFFIXES
 from ..metric_mode import mode_for
-from ..run_reader import _dict, read_json, settings, short_ids
+from ..run_reader import as_dict, read_json, settings, short_ids
 from ..store import Run
 
 #: Curves' colours: Tableau 10 first (distinct, colour-blind friendly), then golden-angle hues.
@@ -119,7 +119,7 @@ def summarise(run: Run, index: int, columns: dict) -> dict:
         "epochs": _number(info.get("epochs")), "epochs_done": max(_number(info.get("epochs_done")) or 0, len(columns["epoch"])),  # run.json may lag
         "param_count": _number(info.get("param_count")), "monitor": info.get("monitor") if isinstance(info.get("monitor"), str) else None,
         "mode": info.get("mode") if info.get("mode") in ("min", "max") else None,
-        "best": _dict(info.get("best")), "final": _dict(info.get("final")), "params": display_settings(info),
+        "best": as_dict(info.get("best")), "final": as_dict(info.get("final")), "params": display_settings(info),
         "baseline": _baseline(info.get("baseline")),
     }
 
