@@ -219,7 +219,7 @@ def prepare(workflow, catalog: Catalog | None = None) -> Plan:
                                   f"dataset.target_transforms[{i}] ({t.use})", t.use)
                          for i, t in enumerate(ds.target_transforms)]
     transformed = {name: D.Transformed(s, transforms, target_transforms) for name, s in splits.items()}
-    step("reading data facts and checking a batch")
+    step("reading the data facts")
     facts = _guarded(lambda: D.infer_facts(transformed["train"], transforms, root), "dataset (first sample)")
     for split in transformed.values():  # from now on targets take the task's form (D.conform_target)
         split.task = facts.get("task")
@@ -228,7 +228,7 @@ def prepare(workflow, catalog: Catalog | None = None) -> Plan:
                   collate_fn=D.collate_from(root, transforms + target_transforms),
                   fingerprint=D.fingerprint(recipe, splits), transforms=transforms, seed=workflow.seed)
     data.target_transforms = target_transforms
-    _guarded(lambda: D.check_data(data), "dataset")
+    _guarded(lambda: D.check_labels(data), "dataset")
     return Plan(workflow, catalog, data, dataset_tags=comp.tags)
 
 

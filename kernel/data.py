@@ -323,14 +323,19 @@ def _unequal(items: list) -> str:
     return ""
 
 
-def check_data(data: "Data"):
-    """Catch, before anything trains, data that the run would fail on: samples that do not stack
-    into a batch and class labels outside the classes. Cheap: a few samples and the ``targets``
-    the source already holds."""
+def check_batches(data: "Data"):
+    """Samples from across the train split must stack into a batch: a few are read and collated,
+    so that images of mixed sizes are found before training, with the fix, not in its first epoch.
+    (Building the data does not need batches; training does: the dry run and ``kernel run`` check.)"""
     train = data.train
     n = len(train)
     spread = sorted({i * (n - 1) // 7 for i in range(8)}) if n > 1 else [0]
     collate_items([train[i] for i in spread], data.collate_fn, "train")
+
+
+def check_labels(data: "Data"):
+    """Class labels outside the classes, or a single class, are refused when the data is built:
+    read from the ``targets`` the source already holds (no sample is loaded)."""
     task = data.facts.get("task")
     if task not in ("multiclass", "binary"):
         return

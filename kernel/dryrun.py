@@ -14,7 +14,10 @@ def describe_plan(plan) -> dict:
 
     from .artifacts import meta_for
 
+    from .data import check_batches
+
     data = plan.data
+    check_batches(data)  # samples that cannot make a batch fail every model: one error, with the fix
     x, y = data.train[0]
     info = {
         "workflow": plan.workflow.name,
@@ -87,8 +90,10 @@ def check_model(plan, index: int, trainer, defaults: dict) -> dict:
 def check_models(plan, trainer, defaults: dict):
     """What ``kernel run`` calls before creating any run: every model through :func:`check_model`;
     the problems of all of them in one KernelError, each at its place (``models[1] (kernel.mlp)``)."""
+    from .data import check_batches
     from .errors import WorkflowError
 
+    check_batches(plan.data)
     problems = []
     for i, spec in enumerate(plan.workflow.models):
         error = check_model(plan, i, trainer, defaults).get("error")
