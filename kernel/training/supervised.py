@@ -84,7 +84,7 @@ class Supervised:
 
     def __init__(self, epochs: int = 10, batch_size: int | str = "auto", optimizer: dict | str | None = None,
                  scheduler: dict | str | None = None, loss: str | dict = "auto",
-                 metrics: list[str | dict] | Literal["auto"] = "auto",
+                 metrics: list | Literal["auto"] = "auto",
                  monitor: str = "auto", mode: str = "auto", device: str = "auto", precision: str = "fp32",
                  accumulate: int = 1, clip_grad_norm: float | None = None, num_workers: int | str = "auto",
                  deterministic: bool = False, early_stopping: dict | None = None, checkpoint: bool = True,
