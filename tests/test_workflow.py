@@ -213,3 +213,11 @@ def test_check_models_is_the_one_call_that_refuses_a_model_before_any_run(worksp
     assert [loc for loc, _ in err.value.problems] == ["models[1] (kernel.mlp)"]
     assert "mat1 and mat2" in err.value.problems[0][1]
     assert not (workspace / "runs").exists()
+
+
+def test_a_workflow_name_becomes_one_safe_folder_name():
+    from kernel.commands.workflow import folder_name
+
+    assert folder_name("../../etc") == "etc" and folder_name("a/b c") == "a-b-c" and folder_name("..") == "workflow"
+    with pytest.raises(WorkflowError, match="name: at most 80 characters"):
+        Workflow(name="n" * 300, dataset={"use": "kernel.synthetic"})
