@@ -216,6 +216,12 @@ def test_a_step_that_returns_no_loss_fails_its_run_with_a_clear_reason(workspace
     assert "train_step() must return the loss (a tensor) or (loss, outputs), not NoneType" in run.info["reason"]
 
 
+def test_class_weights_written_as_a_list_train(workspace):
+    """A workflow can only write lists; torch's losses take the class weights as a tensor."""
+    wf = workflow(epochs=1, loss={"use": "torch.nn.CrossEntropyLoss", "weight": [1.0, 3.0, 1.0, 1.0]})
+    run = run_workflow(wf, quiet=True)[0]
+    assert run.status == "completed", run.info["reason"]
+
 # -- callbacks -----------------------------------------------------------------------------------
 def test_nan_loss_fails_the_run_with_the_reason(workspace):
     wf = workflow(dataset={"use": "kernel.synthetic", "task": "regression", "num_samples": 200},
