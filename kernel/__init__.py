@@ -20,6 +20,7 @@ _LAZY = {
     "Workflow": "kernel.workflow",
     "Data": "kernel.data",
     "Result": "kernel.training.result",
+    "Supervised": "kernel.training.supervised",
     "Run": "kernel.store",
     "RunStore": "kernel.store",
     "Results": "kernel.runner",

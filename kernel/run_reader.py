@@ -65,13 +65,13 @@ def select_runs(store, refs=(), workflow: str | None = None, *, newest: str = "w
                 any_dataset: bool = True) -> list[Run]:
     """The runs a command looks at, oldest first (named runs in the order named when alone).
 
-    - ``refs``: run ids, unique id prefixes or ends, or run directories (:func:`resolve_run`);
+    - ``refs``: run ids, unique id prefixes or ends, or run directories (:meth:`RunStore.get`);
     - ``workflow``: every run of that workflow (added to the named ones);
     - neither: the runs of the newest run's ``"workflow"`` (the report) or ``"dataset"`` fingerprint
       (``kernel compare``), within ``workflow`` when given.
     Unless ``any_dataset``, runs on different datasets are refused: comparing them misleads.
     """
-    named = [resolve_run(store, str(ref)) for ref in refs]
+    named = [store.get(str(ref)) for ref in refs]
     if refs and not workflow:
         chosen = named
     else:
@@ -152,7 +152,7 @@ def short_ids(ids: list[str], among=None, least: int = 4) -> dict:
 
     A run id is ``<workflow>-<model>-<date>-<time>-<random>``: runs compared side by side share the
     workflow and model, often the date and time too, so a unique *prefix* is nearly the whole id.
-    The end is what tells them apart (``0357``), and :func:`resolve_run` accepts it. It must be
+    The end is what tells them apart (``0357``), and :meth:`RunStore.get` accepts it. It must be
     unique ``among`` every run of the store (default: ``ids``), not only among those shown."""
     among = set(among or ids) | set(ids)
     ends = sorted(i[::-1] for i in among)
@@ -172,19 +172,3 @@ def _common(a: str, b: str) -> int:
         n += 1
     return n
 
-
-def resolve_run(store, ref: str) -> Run:
-    """A run by id, unique id prefix or run directory (:meth:`RunStore.get`), or by the unique end
-    of its id that tables show (:func:`short_ids`)."""
-    try:
-        return store.get(ref)
-    except KernelError as exc:
-        if not ref or "/" in ref or os.sep in ref or "ambiguous" in str(exc):
-            raise
-        ends = [folder for folder in run_folders(store.root) if folder.name.endswith(ref)
-                and (folder / "run.json").is_file()]
-        if len(ends) == 1:
-            return store.get(ends[0].name)
-        if len(ends) > 1:
-            raise KernelError(f"run {ref!r} is ambiguous: {len(ends)} run ids end with it; give more of it") from None
-        raise

@@ -9,6 +9,7 @@ holds the run's lock.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -98,6 +99,17 @@ def _exclusive_holder(path: Path) -> int | None:
     return None
 
 
+def _own_lock_file(path: Path) -> bool:
+    """Whether ``path`` is a run's own lock file: a plain file with one name, in a run folder that is
+    no link. A planted link (or hard link) to another program's lock file would otherwise make that
+    program's process look like the run's trainer."""
+    try:
+        folder, st = os.lstat(path.parent), os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(folder.st_mode) and stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+
+
 def is_locked(run_dir) -> bool:
     """Whether some process holds the run's lock now.
 
@@ -107,7 +119,7 @@ def is_locked(run_dir) -> bool:
     import fcntl
 
     path = Path(run_dir) / LOCK_NAME
-    if not path.exists():
+    if not _own_lock_file(path):
         return False
     if _lock_table() is not None:
         return _exclusive_holder(path) is not None
@@ -132,8 +144,10 @@ def holder(run_dir) -> int | None:
     while the file is really locked.
     """
     path = Path(run_dir) / LOCK_NAME
+    if not _own_lock_file(path):
+        return None
     if _lock_table() is not None:
-        return _exclusive_holder(path) if path.exists() else None
+        return _exclusive_holder(path)
     if not is_locked(run_dir):
         return None
     try:

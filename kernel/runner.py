@@ -52,8 +52,8 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     from .build import prepare
     from .catalog import get_catalog
     from .data import majority_baseline
+    from .dryrun import check_models
     from .interrupts import StopSignals
-    from .seeding import seed_everything
 
     if overrides:
         workflow = workflow.with_overrides(overrides)
@@ -63,17 +63,9 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     trainer = plan.trainer()
     describe = getattr(trainer, "describe", None)
     defaults = describe(plan.data) if callable(describe) else {}
-    for i in range(len(workflow.models)):  # a setting that cannot work is the user's to fix: before any run
-        seed_everything(workflow.seed)
-        model, _ = plan.model(i)
-        if hasattr(trainer, "check"):
-            try:
-                trainer.check(model, plan.data, defaults)
-            except KernelError:
-                raise
-            except Exception:
-                pass  # the model itself breaks on this data: its run will fail and say why
-        del model
+    # what the run would fail on (a batch that cannot stack, a loss or metric that does not fit the
+    # model's output) is the user's to fix: found on one real batch, before any run exists
+    check_models(plan, trainer, defaults)
     plan.callbacks()  # the workflow's callbacks must build
     store = RunStore(workspace)
     baseline = majority_baseline(plan.data)
@@ -94,6 +86,8 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
                         raise
                     except Exception as exc:
                         say(f"run {run.id} failed: {_describe_error(exc)}")
+                        if os.environ.get("KERNEL_DEBUG"):
+                            traceback.print_exception(exc, file=sys.stderr)
                     if stop.requested:  # the trainer ended its run cleanly on Ctrl-C: stop the workflow too
                         raise KeyboardInterrupt
         except KeyboardInterrupt:

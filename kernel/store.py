@@ -279,17 +279,21 @@ class RunStore:
         return run
 
     def get(self, ref: str) -> "Run":
-        """A run by id, unique id prefix, or directory path."""
+        """A run by id, unique id prefix, unique id end (the short ids tables show), or directory path."""
         path = Path(ref)
         if (path / "run.json").is_file():
             return Run.open(path, self)
         if (self.root / ref / "run.json").is_file():
             return Run.open(self.root / ref, self)
-        matches = [p.parent for p in self.root.glob(f"{ref}*/run.json")] if ref and "/" not in ref else []
-        if len(matches) == 1:
-            return Run.open(matches[0], self)
-        if len(matches) > 1:
-            raise KernelError(f"run {ref!r} is ambiguous: it starts {len(matches)} run ids; give more of it")
+        if not ref or "/" in ref or os.sep in ref:
+            raise KernelError(f"no run {ref!r} in {self.root}; `kernel runs` lists them")
+        folders = [p.parent for p in self.root.glob("*/run.json")]
+        for where, matches in (("start", [f for f in folders if f.name.startswith(ref)]),
+                               ("end with", [f for f in folders if f.name.endswith(ref)])):
+            if len(matches) == 1:
+                return Run.open(matches[0], self)
+            if len(matches) > 1:
+                raise KernelError(f"run {ref!r} is ambiguous: {len(matches)} run ids {where} it; give more of it")
         raise KernelError(f"no run {ref!r} in {self.root}; `kernel runs` lists them")
 
 

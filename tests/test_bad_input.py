@@ -137,14 +137,8 @@ DATA_CASES = [
 ]
 
 
-RUNNER_OWES = pytest.mark.xfail(reason="kernel/runner.py is to call kernel.dryrun.check_models(plan, trainer, defaults) "
-                                        "before creating runs; its own check reads only the first 4 samples",
-                                 strict=False)
-
-
 @pytest.mark.parametrize("case, dry_run", [
-    pytest.param(case, dry_run, id=f"{case[0]}-{'dry run' if dry_run else 'run'}",
-                 marks=[RUNNER_OWES] if case[1] is None and not dry_run else [])
+    pytest.param(case, dry_run, id=f"{case[0]}-{'dry run' if dry_run else 'run'}")
     for case in DATA_CASES for dry_run in (True, False)])
 def test_data_the_run_would_fail_on_is_refused_before_any_run(case, dry_run, cli, tmp_path, workspace):
     import numpy as np
@@ -198,8 +192,6 @@ class FailsInTraining(nn.Module):
 """
 
 
-@pytest.mark.xfail(reason="kernel/runner.py prints one line for a failed run; with KERNEL_DEBUG (set by --debug) "
-                          "it is to print the traceback too", strict=False)
 def test_debug_shows_a_failed_runs_traceback(cli, tmp_path):
     (tmp_path / "fails_in_training.py").write_text(FAILS_IN_TRAINING)
     wf = tmp_path / "workflow.toml"

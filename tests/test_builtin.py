@@ -246,8 +246,6 @@ def test_regression_targets_are_not_counted_as_classes():
     assert floats.table is None
 
 
-@pytest.mark.xfail(reason="the trainer's build_loss must turn list parameters (weight, pos_weight) into "
-                          "tensors; torch's losses refuse a list (kernel/training/supervised.py)", strict=False)
 def test_a_printed_suggestion_is_accepted_by_kernel_run_as_printed(tmp_path):
     """The class weights for an imbalanced file, adopted with the very `--set` text the report gives."""
     import os

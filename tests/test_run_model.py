@@ -19,7 +19,7 @@ from kernel.errors import KernelError  # noqa: E402
 from kernel.metric_mode import mode_for  # noqa: E402
 from kernel.report.page import build_page, display_settings  # noqa: E402
 from kernel.report.runs import StoreReader  # noqa: E402
-from kernel.run_reader import open_run, resolve_run, select_runs, settings, short_ids  # noqa: E402
+from kernel.run_reader import open_run, select_runs, settings, short_ids  # noqa: E402
 from kernel.runner import Results  # noqa: E402
 from kernel.store import Run, RunStore  # noqa: E402
 
@@ -113,4 +113,4 @@ def test_short_ids_are_unique_ends_among_the_whole_store(store):
     with pytest.raises(KernelError, match="ambiguous"):
         store.root.joinpath("x-" + ids[0][-4:]).mkdir()
         store.root.joinpath("x-" + ids[0][-4:], "run.json").write_text(json.dumps({"id": "x-" + ids[0][-4:]}))
-        resolve_run(store, ids[0][-4:])
+        store.get(ids[0][-4:])

@@ -131,9 +131,8 @@ def analyze_cmd(args):
         console.print(f"[bold]{report.title}[/bold] ({name})")
         for key, value in report.values.items():
             console.print(f"  {key}: {value}", highlight=False)
-        for key, value in report.suggestions.items():
-            text = json.dumps(value, default=str)
-            console.print(f"  suggestion {key} = {text[:200]}", highlight=False)
+        for option in report.set_options():  # printed whole: each can be pasted after `kernel run FILE`
+            console.print(f"  adopt: {option}", highlight=False, soft_wrap=True)
     console.print(f"reports written to {folder}")
     return 0
 
@@ -151,8 +150,7 @@ def render_cmd(args):
         raise KernelError(f"--index {args.index} is out of range: the {args.split} split has {size} samples")
     folder = Path(args.output or workspace() / "renders" / folder_name(plan.workflow.name))
     folder.mkdir(parents=True, exist_ok=True)
-    for role, (name, image, _) in render_sample(plan, args.index, args.split).items():
-        path = folder / f"{args.split}_{args.index}_{role}.png"
-        image.save(path)
+    for role, (name, media, _) in render_sample(plan, args.index, args.split).items():
+        path = media.save(folder / f"{args.split}_{args.index}_{role}")  # the suffix is the media's own
         print(f"{role}: {path} (renderer {name})")
     return 0

@@ -123,12 +123,12 @@ class Dashboard:
     def stop(self, run_id: str) -> tuple[int, dict]:
         """SIGINT to the process that holds the run's lock, and to no other: the PID in run.json is
         only a claim (a planted or stale run.json could name any process), the lock is the OS's word."""
-        from ..runlock import LOCK_NAME, holder
+        from ..runlock import holder
 
         run = load_run(self.root / run_id)
         if run is None:
             return 404, {"error": f"no run {run_id}"}
-        pid = holder(run.dir) if _own_lock_file(run.dir / LOCK_NAME) else None
+        pid = holder(run.dir)
         if pid is None:
             return 409, {"error": f"run {run_id} is not being trained (no process holds its lock; it is {run.status})"}
         try:
@@ -162,19 +162,6 @@ class Dashboard:
         threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it ends
         return 202, {"message": f"resuming run {run_id} (`kernel resume {run_id}`, process {proc.pid}; "
                                 f"output in {run.dir / 'resume.log'})"}
-
-
-def _own_lock_file(path: Path) -> bool:
-    """Whether ``path`` is a run's own lock file: a plain file with one name, in a run folder that is
-    no link. A planted link (or hard link) to another program's lock file would otherwise make that
-    program's process look like the run's trainer."""
-    try:
-        folder, st = os.lstat(path.parent), os.lstat(path)
-    except OSError:
-        return False
-    import stat
-
-    return stat.S_ISDIR(folder.st_mode) and stat.S_ISREG(st.st_mode) and st.st_nlink == 1
 
 
 class Handler(BaseHTTPRequestHandler):

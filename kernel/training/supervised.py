@@ -24,6 +24,7 @@ from ..build import call_with_facts, spec_parts
 from ..catalog import get_catalog, resolve_target
 from ..data import batch_sampler_of, batch_size_of, forward, to_device
 from ..errors import KernelError, did_you_mean
+from ..metric_mode import mode_for
 from . import checkpoint as ckpt
 from .events import EventBus
 from .result import Result
@@ -142,8 +143,7 @@ class Supervised:
             choices = [f"{s}/{n}" for s in ("train", "valid") for n in ["loss", *names]]
             raise KernelError(f"{W}.monitor: {monitor!r} is not measured{did_you_mean(monitor, choices)}; "
                               f"choose from {', '.join(choices)}")
-        mode = self.mode if self.mode != "auto" else (
-            "min" if any(w in name for w in ("loss", "mse", "mae", "error")) else "max")
+        mode = self.mode if self.mode != "auto" else mode_for(name)  # the rule compare and the report use
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else (

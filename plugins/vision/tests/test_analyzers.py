@@ -83,18 +83,18 @@ def test_normalisation_is_suggested_only_when_the_workflow_does_not_normalise():
 
 
 def test_the_printed_suggestions_are_accepted_by_kernel_run(cli, tmp_path, workspace):
-    """What `kernel analyze` suggests, pasted back as printed (Report.set_options), makes a valid run."""
+    """What `kernel analyze` prints as a suggestion, pasted back as printed, makes a valid run."""
     import shlex
-
-    from kernel import Workflow, run_analyzers, prepare as build
 
     path = tmp_path / "wf.toml"
     path.write_text('name = "digits"\n[dataset]\nuse = "vision.digits"\n'
                     'transforms = [{ use = "vision.RandomHorizontalFlip" }]\n'
                     '[[models]]\nuse = "vision.simple_cnn"\n[trainer]\nuse = "kernel.supervised"\nepochs = 1\n')
-    reports = dict(run_analyzers(build(Workflow.from_file(path))))
-    for name in ("vision.image_sizes", "vision.normalization"):
-        (option,) = reports[name].set_options()
+    analyzed = cli("analyze", path, "-o", tmp_path / "reports")
+    assert analyzed.returncode == 0, analyzed.stderr
+    options = [line.split("adopt: ", 1)[1] for line in analyzed.stdout.splitlines() if "adopt: " in line]
+    assert len(options) == 2, analyzed.stdout  # vision.image_sizes (Resize) and vision.normalization
+    for option in options:
         assert option.startswith("--set 'dataset.transforms=[")
         proc = cli("run", "--dry-run", path, *shlex.split(option))
         assert proc.returncode == 0, f"{option}\n{proc.stdout}\n{proc.stderr}"
