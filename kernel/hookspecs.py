@@ -77,10 +77,11 @@ def kernel_analyzers():
 
     ``target(**params)`` returns an object with ``start(info)``, ``update(batch)`` and
     ``finish() -> kernel.Report``. ``info`` is a dict: ``splits`` (name -> size), ``classes``,
-    ``facts``, ``tags``. ``update`` receives ``{"split": name, "inputs": [...], "targets": [...]}``
-    with one tensor per sample (not stacked, so sizes may differ), for every split in turn.
-    An analyzer whose ``raw`` attribute is true sees the samples before the workflow's
-    transforms. Analyzers stream: they never hold the dataset.
+    ``facts``, ``tags``, ``transforms`` (the workflow's transform specs). ``update`` receives
+    ``{"split": name, "inputs": [...], "targets": [...]}`` with one tensor per sample (not
+    stacked, so sizes may differ), for every split in turn. An analyzer whose ``raw``
+    attribute is true sees the samples before the workflow's transforms. Analyzers stream:
+    they never hold the dataset.
     """
 
 
