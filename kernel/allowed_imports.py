@@ -71,8 +71,13 @@ class AllowedImports:
         module, attr = split_path(path)
         return module in DEFAULT_CLASSES and bool(_NAME.fullmatch(attr))
 
-    def refusal(self, path: str, what: str = "") -> ImportRefused:
+    def refusal(self, path: str, what: str = "", defined_in: str | None = None) -> ImportRefused:
         module = split_path(path)[0] or path
+        if defined_in and self._user_allows(path):  # allowed by its path, but the object lives elsewhere
+            return ImportRefused(
+                f"{self.where} names {path!r}{f' ({what})' if what else ''}, which is defined in "
+                f"{defined_in!r}, outside what you allowed; if you trust it, allow {self.how.format(path)} "
+                f"exactly (or {ENV}={path})")
         return ImportRefused(
             f"{self.where} names {path!r}{f' ({what})' if what else ''}, which is not a component of an "
             f"installed plugin: a run file imports no code unless you allow it; if you trust this run, "
@@ -85,7 +90,7 @@ class AllowedImports:
 
     def resolve(self, path: str, what: str = ""):
         """The object ``path`` names, imported only after its name passed, and checked once found."""
-        from .catalog import resolve_target
+        from .catalog import import_target
 
         self.check_name(path, what)
         module, attr = split_path(path)
@@ -93,7 +98,7 @@ class AllowedImports:
             prefixes = [p for p in self.prefixes if _under(path, p)]
             obj = _walk(module, attr, prefixes, self, path, what)
         else:
-            obj = resolve_target(path, what or path)
+            obj = import_target(path, what or path)
             origin = getattr(obj, "__module__", "") or ""
             if not (inspect.isclass(obj) and _under(origin, DEFAULT_CLASSES[module])):
                 raise self.refusal(path, what)
@@ -132,8 +137,8 @@ def _walk(module_name: str, attr: str, prefixes: list, allowance: AllowedImports
         if isinstance(obj, types.ModuleType) and not inside(obj.__name__):
             raise allowance.refusal(path, what)
     origin = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None)
-    if not inside(origin):
-        raise allowance.refusal(path, what)  # an object defined outside what the user allowed
+    if path not in prefixes and not inside(origin):  # a path allowed exactly is what the user trusts
+        raise allowance.refusal(path, what, defined_in=origin)  # an object defined outside what was allowed
     if not callable(obj):
         raise KernelError(f"{what or path!r} points to {type(obj).__name__}, which is not callable")
     return obj

@@ -5,9 +5,12 @@ into each run's ``artifacts/``); the file layout is in docs/run-store.md.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
+
+from .store import write_atomic
 
 CHUNK = 256
 
@@ -58,9 +61,13 @@ def write_reports(plan, folder) -> list:
     folder.mkdir(parents=True, exist_ok=True)
     reports = run_analyzers(plan)
     for name, report in reports:
-        (folder / f"{name}.json").write_text(json.dumps(report.to_dict(), indent=2, default=_plain))
+        # written by replacing, never through a file already there: a run folder may come from
+        # someone else, with links planted where its artifacts go
+        write_atomic(folder / f"{name}.json", json.dumps(report.to_dict(), indent=2, default=_plain).encode())
         if report.figure is not None:
-            report.figure.save(folder / f"{name}.png")
+            image = io.BytesIO()
+            report.figure.save(image, format="PNG")
+            write_atomic(folder / f"{name}.png", image.getvalue())
     return reports
 
 
@@ -180,5 +187,5 @@ def write_samples(plan, folder, model=None, count: int | None = None, split: str
             if role != "input":
                 entry[f"{role}_text"] = label_text(value, classes)
         entries.append(entry)
-    (folder / "samples.json").write_text(json.dumps(entries, indent=2))
+    write_atomic(folder / "samples.json", json.dumps(entries, indent=2).encode())
     return entries

@@ -10,7 +10,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Catalog, get_catalog, resolve_target
+from .catalog import Catalog, get_catalog
 from .errors import KernelError
 
 

@@ -58,9 +58,6 @@ class Catalog:
 
     def __init__(self, plugins: PluginSet):
         self.plugins = plugins
-        # None: import paths resolve freely (the user's own workflow); an AllowedImports: only those it
-        # allows (a run file being rebuilt; kernel.allowed_imports.enforcing sets one for a block too)
-        self.allowed_imports = None
         self.components: dict[str, Component] = {}
         self.conflicts: dict[str, list[str]] = {}
         for kind in KINDS:
@@ -114,7 +111,7 @@ class Catalog:
         if is_import_path(name) and not self._looks_like_plugin_name(name):
             from .allowed_imports import active
 
-            allowance = self.allowed_imports or active()
+            allowance = active()
             if allowance is not None:  # rebuilding a run file: only the code the user allows, checked now
                 return Component(name, allowance.resolve(name), kind=kind or "", plugin="(import)")
             return Component(name, name, kind=kind or "", plugin="(import)")
@@ -130,7 +127,7 @@ class Catalog:
 
     # -- building ----------------------------------------------------------------------------
     def target(self, comp: Component) -> Callable:
-        return resolve_target(comp.target, comp.name)
+        return import_target(comp.target, comp.name)  # an installed plugin's own target, or one already checked
 
     def params(self, comp: Component) -> list[Param]:
         return signature_params(self.target(comp))
@@ -146,7 +143,25 @@ def is_import_path(name: str) -> bool:
 
 
 def resolve_target(target, name: str = "") -> Callable:
-    """Import ``"module:attr"`` or ``"package.module.attr"``; callables pass through."""
+    """Import ``"module:attr"`` or ``"package.module.attr"``; callables pass through.
+
+    For any import path a *user* wrote: a component's parameter that names a function, the
+    trainer's loss or optimizer. While a run file is being rebuilt (:mod:`kernel.allowed_imports`)
+    only what the user allowed is imported, whichever plugin asks.
+    """
+    if callable(target):
+        return target
+    from .allowed_imports import active
+
+    allowance = active()
+    if allowance is not None:
+        return allowance.resolve(target, name)
+    return import_target(target, name)
+
+
+def import_target(target, name: str = "") -> Callable:
+    """Import a path without asking the run-file allowance: for the targets installed plugins
+    declare (trusted as the plugins are) and for the allowance itself."""
     if callable(target):
         return target
     if ":" in target:

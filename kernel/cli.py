@@ -80,9 +80,9 @@ def _main(argv: list[str], disabled: list[str], debug: bool) -> int:
             parser.print_help()
             return 0
         args.disabled = tuple(disabled)
-        from .catalog import resolve_target
+        from .catalog import import_target
 
-        fn = resolve_target(cli.targets[args.command], f"command {args.command}")
+        fn = import_target(cli.targets[args.command], f"command {args.command}")
         code = fn(args)
         return int(code or 0)
     except KernelError as exc:

@@ -109,5 +109,7 @@ class Media:
         known = {s for suffixes in MEDIA_SUFFIXES.values() for s in suffixes}
         path = path.with_suffix(self.suffix) if path.suffix.lower() in known else \
             path.with_name(path.name + self.suffix)
-        path.write_bytes(bytes(self.data))
+        from .store import write_atomic
+
+        write_atomic(path, bytes(self.data))  # replaces a planted link instead of writing through it
         return path

@@ -194,11 +194,11 @@ def count_classes(train, dataset_root) -> int:
     return max(int(torch.as_tensor(train[i][1]).max()) for i in range(len(train))) + 1
 
 
-def split_targets(dataset, read_items: bool = True) -> list[int] | None:
+def split_targets(dataset) -> list[int] | None:
     """The class index of each item of a split, or None when its targets are not single classes.
 
     Reads the source's ``targets`` through the Subset indices when the source has them (no input is
-    loaded), else reads the items (unless ``read_items`` is false: then None).
+    loaded), else reads the items.
     """
     ds, indices = dataset, None
     while isinstance(ds, Subset):
@@ -211,8 +211,6 @@ def split_targets(dataset, read_items: bool = True) -> list[int] | None:
         usable = False
     if usable:
         values = targets if indices is None else [targets[i] for i in indices]
-    elif not read_items:
-        return None
     else:
         values = (dataset[i][1] for i in range(len(dataset)))
     out = []

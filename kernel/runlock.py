@@ -32,24 +32,38 @@ class RunLock:
     def acquire(self) -> "RunLock":
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        for attempt in range(20):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                # a reader elsewhere may be probing the lock for an instant (is_locked without
-                # /proc/locks): only a holder that stays, or an exclusive one, means another writer
-                if _exclusive_holder(self.path) is not None or attempt == 19:
-                    os.close(fd)
-                    pid = holder(self.path.parent)
-                    who = f"process {pid}" if pid else "another process"
-                    raise RunLocked(f"run {self.path.parent.name} is being trained by {who}; "
-                                    "wait for it to end, or stop it (Ctrl-C there, or the dashboard's stop button)"
-                                    ) from None
-                time.sleep(0.025)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())  # for people reading the folder; holder() does not trust it
+        # O_NOFOLLOW and the checks after it: a run folder may come from someone else, and a planted
+        # `.lock` link must neither be locked in place of the run nor have its target written
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise KernelError(f"cannot lock run {self.path.parent.name}: {self.path}: {exc.strerror}"
+                              + (" (a link: remove it and try again)" if self.path.is_symlink() else "")) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                raise KernelError(f"{self.path} is not a plain file (a link?); remove it and try again")
+            for attempt in range(20):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    # a reader elsewhere may be probing the lock for an instant (is_locked without
+                    # /proc/locks): only a holder that stays, or an exclusive one, means another writer
+                    if _exclusive_holder(self.path) is not None or attempt == 19:
+                        pid = holder(self.path.parent)
+                        who = f"process {pid}" if pid else "another process"
+                        raise RunLocked(f"run {self.path.parent.name} is being trained by {who}; wait for it "
+                                        "to end, or stop it (Ctrl-C there, or the dashboard's stop button)") from None
+                    time.sleep(0.025)
+        except BaseException:
+            os.close(fd)  # never keep a descriptor (and with it the lock) after a failure
+            raise
+        try:  # for people reading the folder; holder() does not trust it, so a full disk is no failure
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
         self._fd = fd
         return self
 

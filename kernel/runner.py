@@ -23,7 +23,7 @@ import time
 import traceback
 
 from .errors import KernelError
-from .store import Run, RunStore, clean_temporary_files, read_run_json, scan_jsonl
+from .store import Run, RunStore, clean_temporary_files, read_run_json, scan_jsonl, write_atomic
 
 KEEP_CHECKPOINTS_ENV = "KERNEL_KEEP_CHECKPOINTS"
 
@@ -84,6 +84,8 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
                             reports = run.artifacts / "reports"  # the analyzers ran once: copied to the others
                     except KeyboardInterrupt:
                         raise
+                    except RunChanged as exc:
+                        say(f"skipped: {exc}")
                     except Exception as exc:
                         say(f"run {run.id} failed: {_describe_error(exc)}")
                         if os.environ.get("KERNEL_DEBUG"):
@@ -162,7 +164,28 @@ def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=N
     second writer gets :class:`kernel.runlock.RunLocked` before it touches anything.
     """
     with _holding(run, lock):
+        refuse_links(run.dir)
+        # another process may have trained the run while this one waited for it (`kernel resume` of
+        # a queued run during a long `kernel run`): what is on disk now wins, and is left as it is
+        status = read_run_json(run.dir / "run.json").get("status")
+        if status != run.info.get("status"):
+            raise RunChanged(f"run {run.id} is {status} now: another process took it up meanwhile; left as it is")
         return _train(run, plan, quiet, resume, reports)
+
+
+def refuse_links(run_dir):
+    """A run folder to be written must hold no links: one from someone else could point its
+    metrics, checkpoints or artifacts at the user's own files, which training would then write."""
+    for folder, dirs, files in os.walk(run_dir):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                raise KernelError(f"{path} is a link (to {os.readlink(path)}); a run folder is data and "
+                                  f"the kernel writes only plain files in it: remove the link and try again")
+
+
+class RunChanged(KernelError):
+    """The run changed on disk since this process read it: another process trained it."""
 
 
 def _train(run: Run, plan, quiet: bool, resume: bool, reports):
@@ -237,9 +260,8 @@ def write_artifacts(run: Run, plan, model, reports=None):
     folder = run.artifacts
     steps = [("reports", lambda: shutil.copytree(reports, folder / "reports", dirs_exist_ok=True) if reports
               else artifacts.write_reports(plan, folder / "reports")),
+             ("samples", lambda: artifacts.write_samples(plan, folder / "samples", model=model)),
              ("confusion matrix", lambda: _confusion_matrix(run, plan, model))]
-    if hasattr(artifacts, "write_samples"):
-        steps.insert(1, ("samples", lambda: artifacts.write_samples(plan, folder / "samples", model=model)))
     for name, step in steps:
         try:
             step()
@@ -271,7 +293,7 @@ def _confusion_matrix(run: Run, plan, model):
     matrix = metric.compute().cpu().tolist()
     classes = data.classes or [str(i) for i in range(n)]
     run.artifacts.mkdir(parents=True, exist_ok=True)
-    (run.artifacts / "confusion_matrix.json").write_text(json.dumps({"classes": classes, "matrix": matrix}))
+    write_atomic(run.artifacts / "confusion_matrix.json", json.dumps({"classes": classes, "matrix": matrix}).encode())
 
 
 def _restore_transforms(run: Run, plan):
@@ -313,7 +335,7 @@ def resume(ref: str, quiet: bool = False, workspace=None, allow_imports=None, fo
         status = info.get("status")
         if status == "completed":
             if info.get("artifacts") == "pending":
-                return _finish_artifacts(run, lock, allow_imports)
+                return _finish_artifacts(run, allow_imports)
             raise KernelError(f"run {run.id} is already complete; start a new run with `kernel run`")
         if status == "running" and info.get("host") not in (None, socket.gethostname()):
             raise KernelError(f"run {run.id} is marked running on host {info.get('host')} "
@@ -371,11 +393,12 @@ def _start_over(run: Run):
     run.update(epochs_done=0, best={}, final={}, duration_s=None, started=None)
 
 
-def _finish_artifacts(run: Run, lock, allow_imports):
+def _finish_artifacts(run: Run, allow_imports):
     """A run stopped while its artifacts were written: write them again from its checkpoints."""
     from .training import checkpoint as ckpt
     from .training.result import Result
 
+    refuse_links(run.dir)
     say(f"run {run.id}: its training was complete but it was stopped while writing its artifacts; "
         f"writing them again")
     plan = _plan_from_dir(run, allow_imports, force=True)

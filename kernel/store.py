@@ -287,13 +287,13 @@ class RunStore:
             return Run.open(self.root / ref, self)
         if not ref or "/" in ref or os.sep in ref:
             raise KernelError(f"no run {ref!r} in {self.root}; `kernel runs` lists them")
-        folders = [p.parent for p in self.root.glob("*/run.json")]
-        for where, matches in (("start", [f for f in folders if f.name.startswith(ref)]),
-                               ("end with", [f for f in folders if f.name.endswith(ref)])):
-            if len(matches) == 1:
-                return Run.open(matches[0], self)
-            if len(matches) > 1:
-                raise KernelError(f"run {ref!r} is ambiguous: {len(matches)} run ids {where} it; give more of it")
+        # a prefix and an end are both ways to name a run: one that names two runs either way is ambiguous
+        matches = sorted({p.parent for p in self.root.glob("*/run.json")
+                          if p.parent.name.startswith(ref) or p.parent.name.endswith(ref)})
+        if len(matches) == 1:
+            return Run.open(matches[0], self)
+        if len(matches) > 1:
+            raise KernelError(f"run {ref!r} is ambiguous: {len(matches)} run ids start or end with it; give more of it")
         raise KernelError(f"no run {ref!r} in {self.root}; `kernel runs` lists them")
 
 

@@ -222,9 +222,9 @@ def test_what_a_renderer_returns_is_saved_with_its_own_suffix(tmp_path):
         as_media(3)
 
 
-def _class_balance(labels, task="multiclass"):
+def _class_balance(labels, task="multiclass", classes=None):
     analyzer = kernel.create("kernel.class_balance")
-    analyzer.start({"facts": {"task": task}})
+    analyzer.start({"facts": {"task": task}, "classes": classes})
     analyzer.update({"split": "train", "inputs": [None] * len(labels), "targets": labels})
     return analyzer.finish()
 
@@ -237,6 +237,8 @@ def test_class_weights_are_suggested_only_for_imbalanced_classes_as_a_loss_setti
                                                    "weight": [0.6667, 1.0, 2.0]}}
     assert skewed.set_options() == ["--set 'trainer.loss={ use = \"torch.nn.CrossEntropyLoss\", "
                                     "weight = [0.6667, 1.0, 2.0] }'"]
+    last_absent = _class_balance([torch.tensor(0)] * 30 + [torch.tensor(1)] * 10, classes=["a", "b", "c", "d"])
+    assert last_absent.suggestions["trainer.loss"]["weight"] == [0.6667, 2.0, 1.0, 1.0]  # one weight per class
 
 
 def test_regression_targets_are_not_counted_as_classes():

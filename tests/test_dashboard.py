@@ -90,6 +90,42 @@ def test_a_linked_artifacts_folder_or_run_folder_is_not_followed(workspace, tmp_
     assert [r.id for r in d.reader.scan()] == [run.name]  # the linked run is not listed either
 
 
+def test_a_linked_html_sample_shows_nothing_from_outside_the_run(workspace, tmp_path):
+    """A received run whose HTML sample is a link to a secret: neither the dashboard's state nor the
+    static report (which inlines files) carries the secret."""
+    from kernel.report.html import write_report
+    from kernel.store import Run
+
+    secret = tmp_path / "id_rsa"
+    secret.write_text("SECRET-KEY-MATERIAL")
+    run = write_run(workspace / "runs", model="mlp")
+    samples = run / "artifacts" / "samples"
+    entries = json.loads((samples / "samples.json").read_text())
+    entries[0]["input"] = "0_input.html"
+    (samples / "samples.json").write_text(json.dumps(entries))
+    (samples / "0_input.html").symlink_to(secret)
+    (samples / "0_target.png").unlink()
+    (samples / "0_target.png").symlink_to(secret)
+    body, _, _ = Dashboard(workspace).state()
+    assert b"SECRET-KEY-MATERIAL" not in body
+    out = tmp_path / "report.html"
+    write_report([Run.open(run)], out)
+    assert "SECRET-KEY-MATERIAL" not in out.read_text()
+
+
+def test_run_files_are_served_sandboxed(dashboard, store):
+    """An artifact (an SVG with a script, an HTML sample) is data: served with a sandboxing policy, so
+    it cannot act with the dashboard's origin and control token."""
+    run = run_id(store, "cnn")
+    from urllib.request import urlopen
+
+    with urlopen(f"http://{dashboard.host}:{dashboard.port}/files/{run}/samples/0_input.png", timeout=10) as response:
+        assert response.status == 200
+        policy = response.headers.get("Content-Security-Policy", "")
+        assert "sandbox" in policy and "default-src 'none'" in policy
+        assert response.headers.get("X-Content-Type-Options") == "nosniff"
+
+
 def test_a_foreign_host_name_is_refused(dashboard):
     """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read the store."""
     status, _ = raw_request(dashboard.host, dashboard.port, "/api/state", headers={"Host": "evil.example"})

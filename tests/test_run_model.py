@@ -104,6 +104,20 @@ def test_selection(store):
         select_runs(store, workflow="digitz")
 
 
+def test_a_short_id_that_is_also_another_runs_prefix_is_ambiguous(tmp_path):
+    """Tables print unique ends; a reference that is the end of one id and the start of another
+    names two runs, and must not quietly pick the prefix's."""
+    from kernel.store import RunStore
+
+    store = RunStore(tmp_path)
+    for run_id in ("face-mlp-20261122-080000-1a2b", "wf-mlp-20261122-080000-face", "wf-mlp-20261122-080000-9c9c"):
+        (store.root / run_id).mkdir(parents=True)
+        (store.root / run_id / "run.json").write_text(json.dumps({"id": run_id}))
+    with pytest.raises(KernelError, match="ambiguous"):
+        store.get("face")
+    assert store.get("9c9c").id.endswith("9c9c") and store.get("face-mlp").id.startswith("face-mlp")
+
+
 def test_short_ids_are_unique_ends_among_the_whole_store(store):
     ids = sorted(p.name for p in store.root.iterdir())
     twin = ids[0][:-4] + "x" + ids[0][-3:]  # a run of the store that differs only in the 4th last character

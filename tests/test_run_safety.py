@@ -34,6 +34,14 @@ class Slow:
         time.sleep(float(os.environ.get("SLOW_SECONDS", "0")))
 
 
+class WaitWhile:
+    """Holds each epoch's end while the file GATE names exists (when GATE is set)."""
+    def on_epoch_end(self, run, state):
+        gate, deadline = os.environ.get("GATE"), time.time() + 120
+        while gate and os.path.exists(gate) and time.time() < deadline:
+            time.sleep(0.05)
+
+
 class StopAt:
     """Interrupts the run at one epoch unless NO_STOP is set (the resumed run must go on)."""
     def __init__(self, epoch: int = 2):
@@ -211,6 +219,35 @@ def test_imports_the_user_allows_load_and_the_default_allows_optimizers(workspac
             default.resolve(path)
 
 
+def test_a_components_own_import_parameter_is_checked_while_a_run_file_is_rebuilt():
+    """A plugin parameter that names a function (vision.Lambda's lambd) goes through
+    kernel.resolve_target, which obeys the allowance in force: a run file cannot name code there."""
+    import subprocess as sp
+
+    import torch
+
+    from kernel import resolve_target
+    from kernel.allowed_imports import AllowedImports, enforcing
+
+    with enforcing(AllowedImports()):
+        with pytest.raises(KernelError, match="subprocess:getoutput"):
+            resolve_target("subprocess:getoutput", "lambd")
+        assert resolve_target("torch.optim.AdamW", "optimizer") is torch.optim.AdamW
+    assert resolve_target("subprocess:getoutput") is sp.getoutput  # the user's own workflow: free
+
+
+def test_a_path_allowed_exactly_resolves_to_a_class_defined_elsewhere():
+    """The user allowed exactly this path (the --parallel worker is allowed its workflow's exact
+    paths), so an object re-exported from another module is still the one they trust."""
+    import posixpath
+
+    from kernel.allowed_imports import AllowedImports
+
+    assert AllowedImports(["os.path:join"]).resolve("os.path:join") is posixpath.join
+    with pytest.raises(KernelError, match="defined in 'posixpath'.*--allow-import os.path:join"):
+        AllowedImports(["os.path"]).resolve("os.path:join")
+
+
 def test_kernel_resume_and_the_worker_of_a_run_file_naming_code_run_nothing(cli, workspace, write_workflow,
                                                                             helpers, tmp_path):
     run = interrupted_run(write_workflow)
@@ -233,10 +270,48 @@ def test_kernel_resume_and_the_worker_of_a_run_file_naming_code_run_nothing(cli,
     assert out.returncode == 2 and "torch.optim.adamw:torch.hub.load" in out.stderr
 
 
+def test_a_planted_lock_link_is_neither_locked_nor_written(tmp_path):
+    """A received run folder whose .lock links to a file of the user's: taking the lock refuses, in
+    one line, and the file it points to is untouched."""
+    from kernel.runlock import RunLock
+
+    victim = tmp_path / "bashrc"
+    victim.write_text("precious")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".lock").symlink_to(victim)
+    with pytest.raises(KernelError, match="a link"):
+        RunLock(run_dir).acquire()
+    assert victim.read_text() == "precious"
+    (run_dir / ".lock").unlink()
+    os.link(victim, run_dir / ".lock")  # a hard link: one file with two names
+    with pytest.raises(KernelError, match="not a plain file"):
+        RunLock(run_dir).acquire()
+    assert victim.read_text() == "precious"
+
+
+def test_resume_writes_nothing_through_links_planted_in_a_run_folder(cli, workspace, write_workflow, helpers,
+                                                                     tmp_path):
+    """A received run whose metrics.jsonl links to a file of the user's: resuming it would append
+    epochs to that file. It is refused in one line, and the file is untouched."""
+    run = interrupted_run(write_workflow)
+    victim = tmp_path / "bashrc"
+    victim.write_text("precious")
+    (run.dir / "metrics.jsonl").rename(tmp_path / "metrics.jsonl")
+    (run.dir / "metrics.jsonl").symlink_to(victim)
+    out = cli("resume", run.id)
+    assert out.returncode == 2 and "is a link" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert victim.read_text() == "precious"
+
+
 # -- 2. one writer per run ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_second_resume_at_once_is_refused_and_writes_nothing(cli, workspace, write_workflow, helpers):
-    run = interrupted_run(write_workflow, epochs=4, at=1)
+    # Slow holds each epoch of the resumed run (SLOW_SECONDS is set only for the resumes), so the
+    # first resume is surely seen training
+    run = train(write_workflow, epochs=4,
+                callbacks='{ use = "safety_helpers:StopAt", epoch = 1 }, { use = "safety_helpers:Slow" }')[0]
+    assert run.status == "interrupted" and run.info["epochs_done"] == 1
     store = RunStore(workspace)
     env = {**os.environ, "KERNEL_HOME": str(workspace), "NO_STOP": "1", "SLOW_SECONDS": "1"}
     first = subprocess.Popen([sys.executable, "-m", "kernel.cli", "resume", run.id, "--quiet"], cwd=workspace,
@@ -396,6 +471,35 @@ def test_ctrl_c_stops_every_model_and_names_the_runs_to_resume(workspace, write_
     assert all(r["epochs_done"] < 4 for r in runs)
     for r in runs:
         assert f"kernel resume {r['id']}" in err
+
+
+@pytest.mark.slow
+def test_a_run_another_process_trained_meanwhile_is_left_as_it_is(cli, workspace, write_workflow, helpers,
+                                                                  tmp_path):
+    """`kernel resume` of a queued run while `kernel run` still trains the first model: when the
+    loop reaches that run, it is complete, and it is not trained a second time."""
+    gate = tmp_path / "gate"
+    gate.touch()
+    wf = workflow_file(write_workflow, callbacks='{ use = "safety_helpers:WaitWhile" }', epochs=2,
+                       models=("kernel.mlp", "kernel.linear"))
+    store = RunStore(workspace)
+    proc = subprocess.Popen([sys.executable, "-m", "kernel.cli", "run", str(wf), "--quiet"], cwd=workspace,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "KERNEL_HOME": str(workspace), "GATE": str(gate)})
+    try:
+        wait_for(lambda: metrics_lines(store) >= 1, "the first model's first epoch", proc)
+        second = next(i for i in store.list() if i["model_index"] == 1)
+        assert second["status"] == "queued"
+        resumed = cli("resume", second["id"], "--quiet")  # no GATE here: it trains straight through
+        assert resumed.returncode == 0, resumed.stderr
+    finally:
+        gate.unlink()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"skipped: run {second['id']} is completed now" in err
+    run = store.get(second["id"])
+    assert run.status == "completed"
+    assert [r["epoch"] for r in run.metrics()] == [1, 2]  # trained once, not twice
 
 
 # -- the trainer contract ------------------------------------------------------------------------------

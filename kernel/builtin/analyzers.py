@@ -60,7 +60,7 @@ class ClassBalance:
                 # one weight per class index (the loss indexes them by label); a class absent from
                 # the training split keeps weight 1
                 weights = [round(total / (len(train) * train[i]), 4) if i in train else 1.0
-                           for i in range(max(labels) + 1)]
+                           for i in range(max(len(self.classes or ()), max(labels) + 1))]  # the loss wants one per class
                 suggestions["trainer.loss"] = {"use": "torch.nn.CrossEntropyLoss", "weight": weights}
             values["order randomness"] = round(_runs_score(self.order), 3)
             values["majority baseline (train)"] = round(max(sizes) / total, 4)

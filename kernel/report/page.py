@@ -49,11 +49,23 @@ def mime_type(name: str) -> str | None:
     return _MIME.get(Path(name).suffix.lower())
 
 
+def artifact_file(run: Run, relative: str) -> Path | None:
+    """``artifacts/<relative>`` of the run when it is a file inside the run's artifacts, links
+    resolved: a received run folder whose sample is a link to ``~/.ssh/id_rsa`` shows nothing."""
+    base = run.artifacts
+    try:
+        base = base.resolve()
+        path = (base / relative).resolve()
+    except (OSError, RuntimeError):
+        return None
+    return path if path.is_relative_to(base) and path.is_file() else None
+
+
 def inline_link(run: Run, relative: str) -> str | None:
     """A file of the run's artifacts as a ``data:`` URI (the report must not reference any file)."""
-    path = run.artifacts / relative
+    path = artifact_file(run, relative)
     kind = mime_type(relative)
-    if kind is None:
+    if kind is None or path is None:
         return None
     try:
         data = path.read_bytes()
@@ -163,7 +175,9 @@ def _media(run: Run, name, link: Link) -> dict | None:
         return None
     kind = media_kind(name)
     if kind == "html":
-        path = run.artifacts / "samples" / name
+        path = artifact_file(run, f"samples/{name}")
+        if path is None:
+            return None
         try:
             if path.stat().st_size > MAX_HTML_BYTES:
                 return None

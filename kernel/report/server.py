@@ -246,7 +246,12 @@ class Handler(BaseHTTPRequestHandler):
             if len(segments) >= 3 and segments[0] == "files":
                 target = d.artifact(segments[1], segments[2:])
                 if target is not None:
-                    return self._send(200, target.read_bytes(), mime_type(target.name), {"Cache-Control": "no-cache"}, head)
+                    # a file a run wrote is data, never a page: an SVG's script or an HTML sample must not
+                    # run with the dashboard's origin (and its control token)
+                    return self._send(200, target.read_bytes(), mime_type(target.name),
+                                      {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                                       "Content-Security-Policy": "sandbox; default-src 'none'; "
+                                       "img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"}, head)
         except (BrokenPipeError, ConnectionResetError):
             return None
         return self._not_found(head)
