@@ -20,21 +20,12 @@ def workspace() -> Path:
     return Path(os.environ.get("KERNEL_HOME") or os.getcwd())
 
 
-def data_facts(plan) -> dict:
-    """The data facts renderers and analyzers see: the plan's, over those the dataset itself offers
-    with ``facts()`` (an audio dataset's ``sample_rate``: axes in seconds, sounds at their rate)."""
-    from .data import root
-
-    own = getattr(root(plan.data.raw["train"]), "facts", None)
-    return {**((own() or {}) if callable(own) else {}), **plan.data.facts}
-
-
 def run_analyzers(plan) -> list:
     """Stream every split through the workflow's analyzers; returns ``[(name, Report)]``."""
     data = plan.data
     analyzers = plan.analyzers()
     info = {"splits": {k: len(v) for k, v in data.splits.items()}, "classes": data.classes,
-            "facts": data_facts(plan), "tags": tuple(plan.dataset_tags),
+            "facts": plan.data.facts, "tags": tuple(plan.dataset_tags),
             # the workflow's transforms as a workflow writes them, so a suggestion can extend them
             "transforms": [{"use": t.use, **dict(t.params)} for t in plan.workflow.dataset.transforms]}
     for _, a in analyzers:
@@ -119,7 +110,7 @@ def render_sample(plan, index: int, split: str = "valid", model=None) -> dict:
         with torch.no_grad():
             prediction = forward(model, batch_inputs)
         out["prediction"] = prediction[0] if isinstance(prediction, torch.Tensor) else prediction
-    context = {**out, "facts": data_facts(plan), "classes": plan.data.classes,
+    context = {**out, "facts": plan.data.facts, "classes": plan.data.classes,
                "normalize": plan.data.facts.get("normalize")}
     rendered = {}
     for role, value in out.items():

@@ -162,8 +162,10 @@ def infer_facts(train, transforms, dataset_root) -> dict:
         facts["num_classes"] = int(torch.as_tensor(y).numel())
     elif facts["task"] == "regression":
         facts["num_classes"] = int(torch.as_tensor(y).numel())  # number of outputs
-    for t in transforms:
-        more = getattr(t, "facts", None)
+    # what the dataset and the fitted transforms say of themselves (a sample rate, a vocabulary's
+    # size); a transform comes after the dataset, so what it says wins (a resampling changes the rate)
+    for source in (dataset_root, *transforms):
+        more = getattr(source, "facts", None)
         if callable(more):
             facts.update(more() or {})
     return facts

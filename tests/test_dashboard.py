@@ -201,6 +201,44 @@ def test_idle_connections_are_closed_and_do_not_hold_threads(workspace):
         server.server_close()
 
 
+def test_a_request_sent_a_byte_at_a_time_is_cut_at_the_timeout(workspace):
+    """The idle timeout bounds the whole request line and headers, not each read: a client that
+    dribbles a byte now and then cannot hold a connection (and a thread) for ever."""
+    import socket
+    import threading
+
+    from kernel.report.server import make_server
+
+    write_run(workspace / "runs")
+    server = make_server(workspace, port=0, idle_timeout=1.0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    try:
+        slow = socket.create_connection((host, port), timeout=10)
+        started, closed = time.monotonic(), False
+        for byte in b"GET /api/state HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+            try:
+                slow.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+            if time.monotonic() - started > 6:
+                break
+        if not closed:
+            slow.settimeout(5)
+            try:
+                closed = slow.recv(1) == b""
+            except OSError:
+                closed = True
+        assert closed and time.monotonic() - started < 6
+        slow.close()
+        assert raw_request(host, port, "/api/state")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_beyond_the_connection_limit_a_socket_is_closed_at_once(workspace):
     import socket
     import threading

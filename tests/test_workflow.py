@@ -221,3 +221,28 @@ def test_a_workflow_name_becomes_one_safe_folder_name():
     assert folder_name("../../etc") == "etc" and folder_name("a/b c") == "a-b-c" and folder_name("..") == "workflow"
     with pytest.raises(WorkflowError, match="name: at most 80 characters"):
         Workflow(name="n" * 300, dataset={"use": "kernel.synthetic"})
+
+
+def test_a_datasets_own_facts_reach_models_renderers_and_analyzers(tmp_path, monkeypatch):
+    """A dataset's ``facts()`` (an audio dataset's sample rate) is part of the data facts; a fitted
+    transform's facts win over it."""
+    (tmp_path / "facts_data.py").write_text(
+        "import torch\n"
+        "class Clips(torch.utils.data.Dataset):\n"
+        "    classes = ['a', 'b']\n"
+        "    def __len__(self):\n        return 20\n"
+        "    def __getitem__(self, i):\n        return torch.full((1, 16), float(i)), i % 2\n"
+        "    def facts(self):\n        return {'sample_rate': 8000, 'hop': 4}\n"
+        "class Resample:\n"
+        "    def __call__(self, x):\n        return x\n"
+        "    def facts(self):\n        return {'sample_rate': 16000}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from kernel.build import prepare
+
+    plan = prepare(Workflow.from_dict({"name": "facts", "dataset": {"use": "facts_data:Clips"},
+                                       "models": [{"use": "kernel.linear"}]}))
+    assert plan.data.facts["sample_rate"] == 8000 and plan.data.facts["hop"] == 4
+    plan = prepare(Workflow.from_dict({"name": "facts", "dataset": {
+        "use": "facts_data:Clips", "transforms": [{"use": "facts_data:Resample"}]},
+        "models": [{"use": "kernel.linear"}]}))
+    assert plan.data.facts["sample_rate"] == 16000 and plan.data.facts["hop"] == 4

@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -175,6 +176,21 @@ class Handler(BaseHTTPRequestHandler):
         if not self.quiet:
             super().log_message(format, *args)
 
+    # the socket timeout bounds each read; a client that sends a byte now and then must still send
+    # its whole request line and headers within the timeout (DashboardServer watches the deadline)
+    def setup(self):
+        super().setup()
+        watch = getattr(self.server, "expect_request", None)
+        if watch is not None:
+            watch(self.connection, self.timeout)
+
+    def parse_request(self):
+        ok = super().parse_request()  # reads the headers
+        done = getattr(self.server, "request_read", None)
+        if done is not None:
+            done(self.connection)
+        return ok
+
     # -- responses -------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None, head: bool = False):
         self.send_response(status)
@@ -294,7 +310,41 @@ class DashboardServer(ThreadingHTTPServer):
 
     def __init__(self, *args, **kwargs):
         self._slots = threading.BoundedSemaphore(self.max_connections)
+        self._deadlines: dict = {}  # connection -> when its request line and headers must be in
+        self._deadlines_lock = threading.Lock()
+        self._closing = threading.Event()
         super().__init__(*args, **kwargs)
+        threading.Thread(target=self._close_late_requests, daemon=True, name="dashboard-deadlines").start()
+
+    def expect_request(self, connection, within: float):
+        with self._deadlines_lock:
+            self._deadlines[connection] = time.monotonic() + within
+
+    def request_read(self, connection):
+        with self._deadlines_lock:
+            self._deadlines.pop(connection, None)
+
+    def _close_late_requests(self):
+        """One thread for all connections: a request still incomplete at its deadline is cut."""
+        while not self._closing.wait(0.2):
+            now = time.monotonic()
+            with self._deadlines_lock:
+                late = [c for c, deadline in self._deadlines.items() if deadline < now]
+                for connection in late:
+                    del self._deadlines[connection]
+            for connection in late:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def shutdown_request(self, request):
+        self.request_read(request)
+        super().shutdown_request(request)
+
+    def server_close(self):
+        self._closing.set()
+        super().server_close()
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
