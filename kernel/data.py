@@ -196,17 +196,24 @@ def count_classes(train, dataset_root) -> int:
     return max(int(torch.as_tensor(train[i][1]).max()) for i in range(len(train))) + 1
 
 
+def source_targets(split) -> tuple:
+    """``(source, indices, targets)``: the dataset under a split's Subsets, the split's indices into
+    it (None: all of it) and the source's ``targets`` attribute (None when it has none, or when
+    transforms stand between, which may change the targets)."""
+    ds, indices = split, None
+    while isinstance(ds, Subset):
+        indices = ds.indices if indices is None else [ds.indices[i] for i in indices]
+        ds = ds.base
+    return ds, indices, (None if isinstance(ds, Transformed) else getattr(ds, "targets", None))
+
+
 def split_targets(dataset) -> list[int] | None:
     """The class index of each item of a split, or None when its targets are not single classes.
 
     Reads the source's ``targets`` through the Subset indices when the source has them (no input is
     loaded), else reads the items.
     """
-    ds, indices = dataset, None
-    while isinstance(ds, Subset):
-        indices = ds.indices if indices is None else [ds.indices[i] for i in indices]
-        ds = ds.base
-    targets = None if isinstance(ds, Transformed) else getattr(ds, "targets", None)
+    ds, indices, targets = source_targets(dataset)
     try:
         usable = targets is not None and len(targets) == len(ds)
     except TypeError:
@@ -360,11 +367,7 @@ def check_labels(data: "Data"):
 def label_range(split) -> tuple[int, int] | None:
     """The smallest and largest class label of a split, from the ``targets`` its source holds
     (at once, as one tensor: no sample is read); None when the source has no integer targets."""
-    ds, indices = split, None
-    while isinstance(ds, Subset):
-        indices = ds.indices if indices is None else [ds.indices[i] for i in indices]
-        ds = ds.base
-    targets = None if isinstance(ds, Transformed) else getattr(ds, "targets", None)
+    ds, indices, targets = source_targets(split)
     try:
         labels = torch.as_tensor(targets) if targets is not None else None
     except (TypeError, ValueError, RuntimeError):
