@@ -198,24 +198,22 @@ def references(spec) -> list[tuple[str, str]]:
     return found
 
 
-def check_spec(spec, allowance: AllowedImports, catalog=None):
-    """Refuse a run's workflow dict if it names any import path the allowance does not allow.
-
-    Catalog names pass (installed plugins); short names that are no import path (``"mse"``,
-    ``"auto"``) are left to the component that reads them.
-    """
+def import_references(spec, catalog=None):
+    """``(path, where)`` for each import path (not a catalog name) a workflow dict names; short
+    names that are no import path (``"mse"``, ``"auto"``) are left to the component that reads them."""
     from .catalog import get_catalog, is_import_path
 
     catalog = catalog or get_catalog()
-    for name, where in references(spec):
-        if name in catalog.components or not is_import_path(name):
-            continue
+    return [(name, where) for name, where in references(spec)
+            if name not in catalog.components and is_import_path(name)]
+
+
+def check_spec(spec, allowance: AllowedImports, catalog=None):
+    """Refuse a run's workflow dict if it names any import path the allowance does not allow."""
+    for name, where in import_references(spec, catalog):
         allowance.resolve(name, where)
 
 
 def import_paths(spec, catalog=None) -> list[str]:
-    """The import paths (not catalog names) a workflow dict uses: what a --parallel worker is allowed."""
-    from .catalog import get_catalog, is_import_path
-
-    catalog = catalog or get_catalog()
-    return sorted({name for name, _ in references(spec) if name not in catalog.components and is_import_path(name)})
+    """The import paths a workflow dict uses: what a --parallel worker is allowed."""
+    return sorted({name for name, _ in import_references(spec, catalog)})

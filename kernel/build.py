@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import traceback
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Catalog, get_catalog
-from .errors import KernelError
+from .errors import KernelError, first_line
 
 
 def call_with_facts(fn, params: dict, facts: dict, dataset=None, where: str = ""):
@@ -51,7 +50,7 @@ def call_with_facts(fn, params: dict, facts: dict, dataset=None, where: str = ""
 
 
 def _one_line(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [""])[0]
+    text = first_line(exc)
     shown = text if isinstance(exc, TypeError) and "argument" in text else f"{type(exc).__name__}: {text}"
     return shown if len(shown) <= 300 else shown[:297] + "..."
 

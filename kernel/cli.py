@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 
-from .errors import KernelError, did_you_mean
+from .errors import KernelError, debugging, did_you_mean
 
 
 class CLI:
@@ -62,7 +62,7 @@ def _pre_scan(argv: list[str]) -> tuple[list[str], bool]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     disabled, debug = _pre_scan(argv)
-    debug = debug or os.environ.get("KERNEL_DEBUG", "") not in ("", "0")
+    debug = debug or debugging()
     if debug:  # worker processes and the runner read it too: a failed run shows its traceback
         os.environ["KERNEL_DEBUG"] = "1"
     try:

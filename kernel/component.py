@@ -113,3 +113,8 @@ class Media:
 
         write_atomic(path, bytes(self.data))  # replaces a planted link instead of writing through it
         return path
+
+
+def is_spec(value) -> bool:
+    """A component written inline in a workflow: ``{use = "torch.optim.AdamW", lr = 0.1}``."""
+    return isinstance(value, dict) and "use" in value

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .errors import KernelError
+from .errors import KernelError, first_line
 
 VALID_NAMES = ("valid", "val", "validation", "dev")
 
@@ -311,7 +311,7 @@ def collate_items(items: list, collate_fn=None, split: str = "train"):
         raise
     except Exception as exc:
         raise KernelError(f"dataset: samples of the {split} split cannot be made into a batch: "
-                          f"{_unequal(items) or str(exc).splitlines()[0]}") from exc
+                          f"{_unequal(items) or first_line(exc)}") from exc
 
 
 def _unequal(items: list) -> str:

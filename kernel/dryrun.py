@@ -1,7 +1,7 @@
 """``kernel run --dry-run``: build everything, pass one batch through each model, print the plan."""
 from __future__ import annotations
 
-from .errors import KernelError
+from .errors import KernelError, first_line
 
 
 def describe_plan(plan) -> dict:
@@ -32,9 +32,10 @@ def describe_plan(plan) -> dict:
     describe = getattr(trainer, "describe", None)
     if callable(describe):
         info["defaults"] = describe(data)
+    inputs, _ = data.batch("train", size=2)  # one batch for every model
     for i, spec in enumerate(plan.workflow.models):
         entry = {"name": plan.workflow.model_label(i), "use": spec.use}
-        entry.update(check_model(plan, i, trainer, info["defaults"]))
+        entry.update(check_model(plan, i, trainer, info["defaults"], inputs))
         out = entry.pop("_output", None)
         if "prediction" not in info["renderers"] and isinstance(out, torch.Tensor) and out.ndim >= 1:
             try:
@@ -49,7 +50,7 @@ def describe_plan(plan) -> dict:
     return info
 
 
-def check_model(plan, index: int, trainer, defaults: dict) -> dict:
+def check_model(plan, index: int, trainer, defaults: dict, inputs) -> dict:
     """Build the index-th model and pass one real batch through it, the trainer's loss and metrics.
 
     Returns what was found (``filled``, ``parameters``, ``output``, a ``warning``) and, when the
@@ -70,7 +71,6 @@ def check_model(plan, index: int, trainer, defaults: dict) -> dict:
         model, filled = plan.model(index)
         entry["filled"] = {k: _short(v) for k, v in filled.items()}
         entry["parameters"] = sum(p.numel() for p in model.parameters())
-        inputs, _ = plan.data.batch("train", size=2)
         model.eval()
         with torch.no_grad():
             out = forward(model, inputs)
@@ -83,7 +83,7 @@ def check_model(plan, index: int, trainer, defaults: dict) -> dict:
     except KernelError as exc:
         entry["error"] = str(exc)
     except Exception as exc:  # a model that cannot take this data: say which and why
-        entry["error"] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        entry["error"] = f"{type(exc).__name__}: {first_line(exc)}"
     return entry
 
 
@@ -94,13 +94,14 @@ def check_models(plan, trainer, defaults: dict):
     from .errors import WorkflowError
 
     check_batches(plan.data)
-    problems = []
+    inputs, _ = plan.data.batch("train", size=2)
+    found = []
     for i, spec in enumerate(plan.workflow.models):
-        error = check_model(plan, i, trainer, defaults).get("error")
+        error = check_model(plan, i, trainer, defaults, inputs).get("error")
         if error:
-            problems.append((f"models[{i}] ({spec.use})", error))
-    if problems:
-        raise WorkflowError(problems)
+            found.append((f"models[{i}] ({spec.use})", error))
+    if found:
+        raise WorkflowError(found)
 
 
 def problems(info: dict, kind: str = "error") -> list[str]:

@@ -25,6 +25,19 @@ class WorkflowError(KernelError):
                          else f"invalid workflow: {lines[0]}")
 
 
+def debugging() -> bool:
+    """``--debug`` (or ``KERNEL_DEBUG`` set and not "0"): tracebacks are shown, in every process."""
+    import os
+
+    return os.environ.get("KERNEL_DEBUG", "") not in ("", "0")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line error; its type's name when it has
+    no message (``assert`` without one)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest choices, or '' when nothing is close.
 

@@ -123,12 +123,10 @@ def load(ref, checkpoint: str | None = None, workspace=None, allow_imports=None)
     installed plugins' components; ``KERNEL_ALLOW_IMPORTS`` adds more (comma-separated).
     """
     from .allowed_imports import AllowedImports
-    from .runlock import is_locked
-    from .store import clean_temporary_files
 
+    # a reader leaves .*.tmp files alone: a writer on another host (a shared store) may own them;
+    # `kernel resume` removes a killed writer's under the run's lock
     run = ref if isinstance(ref, Run) else RunStore(workspace).get(str(ref))
-    if not is_locked(run.dir):  # no writer: what a killed one left is garbage
-        clean_temporary_files(run.dir)
     allowance = AllowedImports.from_user(allow_imports, where=str(run.dir / "run.json"),
                                          how="kernel.load(..., allow_imports=[{!r}])")
     return LoadedRun(run, checkpoint, allowance)

@@ -11,10 +11,11 @@ No torch here: listing and comparing stay cheap.
 from __future__ import annotations
 
 import json
+import bisect
 import os
 from pathlib import Path
 
-from .errors import KernelError
+from .errors import KernelError, did_you_mean
 from .store import Run
 
 #: Trainer settings that say where and how fast a run trained, not what was trained.
@@ -83,8 +84,6 @@ def select_runs(store, refs=(), workflow: str | None = None, *, newest: str = "w
         if workflow is not None:
             pool = [r for r in runs if r.info.get("workflow") == workflow]
             if not pool:
-                from .errors import did_you_mean
-
                 known = sorted({str(r.info.get("workflow")) for r in runs})
                 raise KernelError(f"no runs of workflow {workflow!r} in {store.root}{did_you_mean(workflow, known)}; "
                                   f"workflows with runs: {', '.join(known)}")
@@ -156,14 +155,29 @@ def short_ids(ids: list[str], among=None, least: int = 4) -> dict:
     unique ``among`` every run of the store (default: ``ids``), not only among those shown."""
     among = set(among or ids) | set(ids)
     ends = sorted(i[::-1] for i in among)
+    starts = sorted(among)
     out = {}
     for run_id in ids:
         end = run_id[::-1]
-        k = ends.index(end)
+        k = bisect.bisect_left(ends, end)
         # the longest end shared with a neighbour in sorted order of reversed ids is the one to exceed
         shared = max((_common(end, ends[j]) for j in (k - 1, k + 1) if 0 <= j < len(ends)), default=0)
-        out[run_id] = run_id[-max(least, shared + 1):] if shared < len(run_id) else run_id
+        size = max(least, shared + 1)
+        # RunStore.get also takes prefixes: an end that starts another id would name two runs
+        while size < len(run_id) and _starts_another(starts, run_id[-size:], run_id):
+            size += 1
+        out[run_id] = run_id[-size:] if size < len(run_id) else run_id
     return out
+
+
+def store_short_ids(root, ids: list[str]) -> dict:
+    """:func:`short_ids` unique among every run of the store at ``root`` (what RunStore.get searches)."""
+    return short_ids(ids, among=[p.name for p in run_folders(root)])
+
+
+def _starts_another(starts: list, text: str, run_id: str) -> bool:
+    k = bisect.bisect_left(starts, text)
+    return any(starts[j].startswith(text) and starts[j] != run_id for j in range(k, min(k + 2, len(starts))))
 
 
 def _common(a: str, b: str) -> int:

@@ -90,9 +90,10 @@ def _lock_table() -> str | None:
         return None
 
 
-def _exclusive_holder(path: Path) -> int | None:
-    """The PID holding an exclusive flock on ``path`` by ``/proc/locks``; None if none or unknown."""
-    table = _lock_table()
+def _exclusive_holder(path: Path, table: str | None = None) -> int | None:
+    """The PID holding an exclusive flock on ``path`` by ``/proc/locks`` (``table``: already read);
+    None if none or unknown."""
+    table = table if table is not None else _lock_table()
     if table is None:
         return None
     try:
@@ -135,8 +136,9 @@ def is_locked(run_dir) -> bool:
     path = Path(run_dir) / LOCK_NAME
     if not _own_lock_file(path):
         return False
-    if _lock_table() is not None:
-        return _exclusive_holder(path) is not None
+    table = _lock_table()
+    if table is not None:
+        return _exclusive_holder(path, table) is not None
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -160,8 +162,9 @@ def holder(run_dir) -> int | None:
     path = Path(run_dir) / LOCK_NAME
     if not _own_lock_file(path):
         return None
-    if _lock_table() is not None:
-        return _exclusive_holder(path)
+    table = _lock_table()
+    if table is not None:
+        return _exclusive_holder(path, table)
     if not is_locked(run_dir):
         return None
     try:

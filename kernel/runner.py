@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 
-from .errors import KernelError
+from .errors import KernelError, debugging
 from .store import Run, RunStore, clean_temporary_files, read_run_json, scan_jsonl, write_atomic
 
 KEEP_CHECKPOINTS_ENV = "KERNEL_KEEP_CHECKPOINTS"
@@ -88,7 +88,7 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
                         say(f"skipped: {exc}")
                     except Exception as exc:
                         say(f"run {run.id} failed: {_describe_error(exc)}")
-                        if os.environ.get("KERNEL_DEBUG"):
+                        if debugging():
                             traceback.print_exception(exc, file=sys.stderr)
                     if stop.requested:  # the trainer ended its run cleanly on Ctrl-C: stop the workflow too
                         raise KeyboardInterrupt
@@ -152,7 +152,7 @@ def _holding(run: Run, lock):
     """The run's lock: the caller's when it holds it already, else taken here for the block."""
     from .runlock import RunLock
 
-    if lock is not None and lock.held:
+    if lock is not None:  # callers pass only a lock they hold
         return contextlib.nullcontext(lock)
     return RunLock(run.dir)
 
@@ -325,6 +325,7 @@ def resume(ref: str, quiet: bool = False, workspace=None, allow_imports=None, fo
     run = store.get(ref)
     with StopSignals(), RunLock(run.dir) as lock:
         run = Run.open(run.dir, store)  # as it is now that no one else can write it
+        refuse_links(run.dir)  # before the first write (temporary files, metrics, checkpoints)
         removed = clean_temporary_files(run.dir)
         if removed:
             say(f"run {run.id}: removed {len(removed)} temporary file(s) a stopped writer left "
@@ -350,7 +351,7 @@ def resume(ref: str, quiet: bool = False, workspace=None, allow_imports=None, fo
         state = path = None
         if not restart:
             try:
-                state, path, problems = ckpt.load_newest(run.checkpoints)
+                state, path, _ = ckpt.load_newest(run.checkpoints)  # the trainer names what it skipped
             except ckpt.CheckpointError as exc:
                 if any((run.checkpoints / name).exists() for name in ckpt.NAMES):
                     raise KernelError(f"cannot resume run {run.id}: {exc}; `kernel resume {run.id} --restart` "
@@ -361,8 +362,6 @@ def resume(ref: str, quiet: bool = False, workspace=None, allow_imports=None, fo
             _start_over(run)
             with _enforcing(run, allowance):
                 return execute(run, plan, quiet=quiet, resume=False, lock=lock)
-        for problem in problems:
-            say(f"run {run.id}: skipped a checkpoint: {problem}")
         batches = state.get("batches_done") or 0
         where = f"{state.get('epoch', 0)} epoch(s) done" + (
             f", {batches} batch(es) into epoch {state.get('epoch', 0) + 1}" if batches else "")
@@ -374,7 +373,7 @@ def resume(ref: str, quiet: bool = False, workspace=None, allow_imports=None, fo
 def _check_metrics(run: Run, force: bool):
     """A resume rewrites metrics.jsonl from its good lines: a damaged line would vanish with its epoch."""
     path = run.dir / "metrics.jsonl"
-    _, problems = scan_jsonl(path)
+    rows, problems = scan_jsonl(path)
     for number, problem, cut in problems:
         if cut:
             say(f"run {run.id}: {path} line {number} was cut while being written; dropped")
@@ -383,6 +382,8 @@ def _check_metrics(run: Run, force: bool):
         else:
             raise KernelError(f"{path} line {number} is damaged ({problem}): resuming would drop it and the "
                               f"epoch it records; repair or delete the line, or resume with --force to drop it")
+    if problems:  # dropped once, here: the trainer then reads a clean file and has nothing to warn about
+        write_atomic(path, "".join(json.dumps(row) + "\n" for row in rows).encode())
 
 
 def _start_over(run: Run):
@@ -398,11 +399,11 @@ def _finish_artifacts(run: Run, allow_imports):
     from .training import checkpoint as ckpt
     from .training.result import Result
 
-    refuse_links(run.dir)
+    allowance = _allowance(run, allow_imports)
     say(f"run {run.id}: its training was complete but it was stopped while writing its artifacts; "
         f"writing them again")
-    plan = _plan_from_dir(run, allow_imports, force=True)
-    with _enforcing(run, allow_imports):
+    plan = _plan_from_dir(run, allowance, force=True)
+    with _enforcing(run, allowance):
         model, _ = plan.model(run.info["model_index"])
     for name in ("last.pt", "best.pt"):  # the final weights, else the best ones
         try:
@@ -412,7 +413,7 @@ def _finish_artifacts(run: Run, allow_imports):
             continue
     else:
         raise KernelError(f"run {run.id}: no usable checkpoint in {run.checkpoints} to write its artifacts from")
-    with _enforcing(run, allow_imports):
+    with _enforcing(run, allowance):
         finish(run, plan, model)
     return Result(run.id, "completed", run.info.get("reason"), run.info.get("epochs_done", 0),
                   run.info.get("best") or {}, run.info.get("final") or {}, run.info.get("monitor"))
@@ -563,14 +564,12 @@ class Results:
         """The runs side by side, key columns (``wide``: every column, whole ids):
         ``print(results.table())`` prints it as text, ``rich.print(results.table())`` in colour."""
         from .compare import compare_rows, key_table, rich_table
-        from .run_reader import run_folders
-        from .run_reader import short_ids as shorten
+        from .run_reader import store_short_ids
 
         columns, rows = compare_rows(self.runs)
         if wide:
             return rich_table(columns, rows)
-        among = [p.name for p in run_folders(self.runs[0].dir.parent)] if self.runs else []
-        ids = shorten([r.id for r in self.runs], among) if short_ids else None
+        ids = store_short_ids(self.runs[0].dir.parent, [r.id for r in self.runs]) if short_ids and self.runs else None
         return key_table(columns, rows, self.runs, ids)
 
     def print_summary(self, console=None):
@@ -609,7 +608,7 @@ def main(argv=None) -> int:
     import argparse
 
     from .interrupts import StopSignals
-    from .runlock import RunLock, RunLocked
+    from .runlock import RunLock
 
     parser = argparse.ArgumentParser(prog="python -m kernel.runner")
     parser.add_argument("run_dir")
@@ -631,7 +630,7 @@ def main(argv=None) -> int:
                     print(f"kernel: error: run {run.id}: {exc}", file=sys.stderr)
                     _record_end(run, "failed", str(exc))
                     return 2
-        except RunLocked as exc:
+        except KernelError as exc:  # the lock: another writer, or a .lock that is no plain file
             print(f"kernel: error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 from .errors import KernelError
+from .runlock import LOCK_NAME, is_locked
 
 STATUSES = ("queued", "running", "interrupted", "failed", "completed")
 _COLUMNS = ("id", "workflow", "model", "status", "fingerprint", "created", "ended", "epochs_done",
             "param_count", "monitor", "best_value", "json")
+_INSERT = f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_COLUMNS))})"
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, workflow TEXT, model TEXT, status TEXT, "
            "fingerprint TEXT, created TEXT, ended TEXT, epochs_done INTEGER, param_count INTEGER, "
            "monitor TEXT, best_value REAL, json TEXT)")
@@ -133,7 +135,7 @@ def clean_temporary_files(run_dir: Path) -> list[Path]:
 def _pid_alive(pid) -> bool:
     try:
         os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError, TypeError):
+    except (ProcessLookupError, ValueError, TypeError, OverflowError):  # a damaged pid is no process
         return False
     except PermissionError:
         return True
@@ -144,9 +146,7 @@ def _process_gone(info: dict, run_dir=None) -> bool:
     """Whether the process that last wrote this run (on this host) has ended."""
     if info.get("host") != socket.gethostname():
         return False  # another machine's process: nothing to ask
-    if run_dir is not None and (Path(run_dir) / ".lock").exists():
-        from .runlock import is_locked
-
+    if run_dir is not None and (Path(run_dir) / LOCK_NAME).exists():
         return not is_locked(run_dir)  # the OS lock, released on death, cannot be fooled by a reused PID
     return not _pid_alive(info.get("pid"))
 
@@ -198,7 +198,7 @@ class RunStore:
         with self._lock:  # a training process keeps one connection, shared by its writer thread
             if self._con is None or not self.index_path.exists():
                 self._con = self._connect()
-            self._con.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_COLUMNS))})", _row(info))
+            self._con.execute(_INSERT, _row(info))
 
     def reindex(self) -> int:
         """Rebuild the index from the run directories; returns the number of runs."""
@@ -217,7 +217,7 @@ class RunStore:
                 warn(f"{exc}; not indexed (repair or remove {path.parent})")
         con.execute("BEGIN IMMEDIATE")
         con.execute("DELETE FROM runs")
-        con.executemany(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_COLUMNS))})", rows)
+        con.executemany(_INSERT, rows)
         con.execute("COMMIT")
         return len(rows)
 
@@ -257,7 +257,7 @@ class RunStore:
                 warn(f"{exc}; left out (repair or remove {path.parent})")
                 continue
             if time.time() - path.stat().st_mtime > 5:  # not one being created right now
-                con.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_COLUMNS))})", _row(info))
+                con.execute(_INSERT, _row(info))
 
     # -- runs --------------------------------------------------------------------------------
     def create(self, workflow: str, model: str, **fields) -> "Run":

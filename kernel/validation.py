@@ -12,7 +12,8 @@ import types
 import typing
 
 from .catalog import Catalog, accepts_any, get_catalog, signature_params
-from .errors import KernelError, WorkflowError, did_you_mean
+from .component import is_spec
+from .errors import KernelError, WorkflowError, did_you_mean, first_line
 
 
 def check_workflow(workflow, catalog: Catalog | None = None):
@@ -83,11 +84,6 @@ def check_params(target, params: dict, where: str, problems: list, catalog: Cata
         check_nested_specs(value, loc, problems, catalog)
 
 
-def is_spec(value) -> bool:
-    """A component written inline: ``{use = "torch.optim.AdamW", lr = 0.1}``."""
-    return isinstance(value, dict) and "use" in value
-
-
 def check_nested_spec(value: dict, loc: str, problems: list, catalog: Catalog):
     params = value.get("params", {})
     if not isinstance(params, dict):
@@ -116,7 +112,7 @@ def optimizer_problem(target, params: dict) -> str:
     try:
         target([torch.zeros(1, requires_grad=True)], **params)
     except Exception as exc:
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        text = first_line(exc)
         return f"{target.__name__} refuses these settings: {text}"
     return ""
 

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .component import is_spec
 from .errors import KernelError, WorkflowError
 
 _RESERVED = {"use", "params", "name"}
@@ -235,28 +236,20 @@ def set_path(data: dict, path: str, value):
                 raise KernelError(f"--set {path}: {part!r} is not a table")
             node = node.setdefault(part, [] if isinstance(nxt, int) else {})
         sections = _DATASET_SECTIONS if (i == 0 and part == "dataset") else set()
-        if _is_spec(node) and isinstance(nxt, str) and nxt not in _RESERVED | sections:
+        if is_spec(node) and isinstance(nxt, str) and nxt not in _RESERVED | sections:
             node = node.setdefault("params", {})
     last = parts[-1]
     if isinstance(last, int):
         if not isinstance(node, list):
-            raise KernelError(f"--set {path}: {_shown(parts[:-1])} is not a list")
+            raise KernelError(f"--set {path}: {loc_to_path(parts[:-1])} is not a list")
         if last >= len(node):
             raise KernelError(f"--set {path}: index {last} is out of range (there are {len(node)})")
     elif not isinstance(node, dict):
-        raise KernelError(f"--set {path}: {_shown(parts[:-1])} is not a table")
+        raise KernelError(f"--set {path}: {loc_to_path(parts[:-1])} is not a table")
     node[last] = value
 
 
-def _shown(parts: list) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else ("." if i else "") + p for i, p in enumerate(parts))
-
-
 _DATASET_SECTIONS = {"transforms", "target_transforms", "split", "fraction"}
-
-
-def _is_spec(node) -> bool:
-    return isinstance(node, dict) and "use" in node
 
 
 def parse_value(text: str):

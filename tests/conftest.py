@@ -20,6 +20,23 @@ def kernel_cmd(*args, cwd=None, env=None, timeout=600, input=None):
 
 
 @pytest.fixture
+def helper_module(tmp_path, monkeypatch):
+    """``helper_module("mod", SOURCE)``: a module of the test's own (callbacks, models, trainers) that
+    this process and its ``kernel`` subprocesses import, and that run files may name
+    (``KERNEL_ALLOW_IMPORTS``, as a user who trusts it would allow it). Returns its folder."""
+    folder = tmp_path / "helpers"
+
+    def write(name: str, source: str) -> Path:
+        folder.mkdir(exist_ok=True)
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+        monkeypatch.syspath_prepend(str(folder))
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
+        monkeypatch.setenv("KERNEL_ALLOW_IMPORTS", name)
+        return folder
+    return write
+
+
+@pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """An empty workspace (KERNEL_HOME) used by in-process calls and by `kernel` subprocesses."""
     home = tmp_path / "workspace"

@@ -51,7 +51,7 @@ CASES = [
     ("a number as a name", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", "trainer.optimizer.use=5"], None,
      ["trainer.optimizer.use", "expected the name of a component", "got 5"]),
     ("a number as a metric", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", "trainer.metrics=[5]"], None,
-     ["expected a component name", "got 5"]),
+     ["trainer.metrics[0]", "expected a component name", "got 5"]),
     ("text in a shape", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", 'dataset.shape=["a"]'], None,
      ["dataset (kernel.synthetic)", "invalid literal for int()", "'a'"]),
     ("a table as a name", WORKFLOW, ["run", "--dry-run", "{wf}", "--set", "trainer.optimizer={use={}}"], None,

@@ -96,12 +96,12 @@ def test_no_baseline_for_regression(workspace, cli, write_workflow):
 
 def test_the_report_page_carries_the_baseline_of_each_run(workspace):
     from kernel.report.page import build_page
-    from kernel.report.runs import load_run
+    from kernel.run_reader import open_run
     from kernel.store import RunStore
 
     store = RunStore(workspace)
     for model, baseline in (("a", {"metric": "valid/accuracy", "accuracy": 0.7, "class": "cat"}), ("b", "junk")):
         store.create("wf", model, baseline=baseline, monitor="valid/accuracy")
-    page = build_page([load_run(p) for p in sorted((workspace / "runs").iterdir()) if p.is_dir()])
+    page = build_page([open_run(p) for p in sorted((workspace / "runs").iterdir()) if p.is_dir()])
     assert sorted((r["label"], r["baseline"]) for r in page["runs"]) == [
         ("a", {"metric": "valid/accuracy", "accuracy": 0.7, "class": "cat"}), ("b", None)]

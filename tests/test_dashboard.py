@@ -112,6 +112,17 @@ def test_a_linked_html_sample_shows_nothing_from_outside_the_run(workspace, tmp_
     write_report([Run.open(run)], out)
     assert "SECRET-KEY-MATERIAL" not in out.read_text()
 
+    # a linked artifacts folder leads out of the run as well: nothing of it is shown
+    elsewhere = write_run(tmp_path / "elsewhere", model="cnn")
+    (elsewhere / "artifacts" / "samples" / "0_input.html").write_text("SECRET-PAGE")
+    entries = json.loads((elsewhere / "artifacts" / "samples" / "samples.json").read_text())
+    entries[0]["input"] = "0_input.html"
+    (elsewhere / "artifacts" / "samples" / "samples.json").write_text(json.dumps(entries))
+    linked = write_run(workspace / "runs", model="cnn", index=1, artifacts=False)
+    (linked / "artifacts").symlink_to(elsewhere / "artifacts")
+    write_report([Run.open(linked)], out)
+    assert "SECRET-PAGE" not in out.read_text()
+
 
 def test_run_files_are_served_sandboxed(dashboard, store):
     """An artifact (an SVG with a script, an HTML sample) is data: served with a sandboxing policy, so

@@ -453,3 +453,37 @@ def test_hook_kernel_commands(fake_plugin, cli):
     assert ran.stdout.strip() == "hello Ada" and ran.returncode == 3
     assert json.loads(cli("check-plugin", "kcm", "--json", env=env).stdout)["findings"] == [
         {"component": "kcm", "kind": "plugin", "message": "the plugin offers no component", "level": "warning"}]
+
+
+BAD_SUGGESTION = """
+from kernel import Component, Report, hookimpl
+
+class Odd:
+    def start(self, info):
+        pass
+    def update(self, batch):
+        pass
+    def finish(self):
+        return Report("Odd", values={"seen": 1}, suggestions={"trainer.epochs": None})
+
+@hookimpl
+def kernel_analyzers():
+    return [Component("odd.suggestion", "ktest_odd_plugin:Odd", tags=("generic",))]
+"""
+
+
+@pytest.mark.slow
+def test_an_analyzer_suggesting_what_no_workflow_holds_is_a_warning(fake_plugin, cli, tmp_path):
+    """A third-party analyzer's suggestion with no TOML form (None): `kernel analyze` warns, naming
+    it, and still prints every report (before, a TypeError traceback ended the command)."""
+    env = fake_plugin("odd", BAD_SUGGESTION)
+    path = workflow_file(tmp_path, """
+        [dataset]
+        use = "kernel.synthetic"
+        [[models]]
+        use = "kernel.linear"
+    """)
+    proc = cli("analyze", path, "-o", tmp_path / "reports", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "analyzer odd.suggestion suggests a value a workflow cannot hold" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Odd" in proc.stdout and "Class balance" in proc.stdout

@@ -14,7 +14,8 @@ from runstore_fixtures import append_epoch, metric_row, write_run  # noqa: E402
 
 from kernel.report.html import plotly_js_path, report_html  # noqa: E402
 from kernel.report.page import build_page, to_script_json  # noqa: E402
-from kernel.report.runs import StoreReader, load_run  # noqa: E402
+from kernel.report.runs import StoreReader  # noqa: E402
+from kernel.run_reader import open_run  # noqa: E402
 
 
 @pytest.fixture
@@ -48,8 +49,8 @@ def test_a_cut_last_line_of_metrics_is_skipped(tmp_path):
     run = write_run(tmp_path / "runs", epochs_done=2)
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"epoch": 3, "valid/accuracy": 0.')  # the trainer is writing this line now
-    assert [r["epoch"] for r in load_run(run).metrics()] == [1, 2]
-    assert build_page([load_run(run)])["curves"][run.name]["epoch"] == [1, 2]
+    assert [r["epoch"] for r in open_run(run).metrics()] == [1, 2]
+    assert build_page([open_run(run)])["curves"][run.name]["epoch"] == [1, 2]
 
 
 def test_half_created_and_damaged_runs_are_left_out_of_the_page(tmp_path):
@@ -75,13 +76,13 @@ def test_the_reader_sees_new_epochs_and_statuses(tmp_path):
 
 def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
     run = write_run(tmp_path / "runs", status="running", pid=999_999_999)
-    assert load_run(run).status == "interrupted"
+    assert open_run(run).status == "interrupted"
 
 
 def test_nan_in_metrics_becomes_a_gap_not_invalid_json(tmp_path):
     run = write_run(tmp_path / "runs", epochs_done=1)
     append_epoch(run, {**metric_row(2, 0.8), "valid/loss": float("nan")})
-    text = to_script_json(build_page([load_run(run)]))
+    text = to_script_json(build_page([open_run(run)]))
     assert "NaN" not in text
     assert json.loads(text)["curves"][run.name]["valid/loss"][1] is None
 
@@ -92,7 +93,7 @@ def test_a_foreign_or_damaged_run_json_still_renders(tmp_path):
     info.update(params=[1, 2], defaults="x", tags="abc", best=[0.5], final=None, monitor=3, mode="up",
                 epochs="five", param_count="many", pid="x", host=None, model=None)
     (run / "run.json").write_text(json.dumps(info))
-    data = json.loads(to_script_json(build_page([load_run(run)])))
+    data = json.loads(to_script_json(build_page([open_run(run)])))
     (summary,) = data["runs"]
     assert summary["label"] == run.name and summary["tags"] == [] and summary["epochs_done"] == 5
     assert data["groups"][0]["metric"] == "valid/loss"  # the first validation curve, the monitor being unusable
@@ -139,7 +140,7 @@ def test_the_report_is_one_file_with_no_external_reference(store):
 
 def test_run_text_cannot_inject_markup(tmp_path):
     run = write_run(tmp_path / "runs", model="</script><img src=x onerror=alert(1)>")
-    page = report_html([load_run(run)])
+    page = report_html([open_run(run)])
     assert "</script><img" not in page
 
 
@@ -214,13 +215,13 @@ def test_each_rendered_file_is_shown_by_its_suffix(tmp_path):
              "prediction": "0_prediction.jpg", "audio": "extra.wav", "input_audio": "extra.wav",
              "prediction_text": "one (60%)"}
     (folder / "samples.json").write_text(json.dumps([entry]))
-    data = build_page([load_run(run)])
+    data = build_page([open_run(run)])
     (sample,) = data["groups"][0]["dataset"]["samples"]
     assert sample["media"]["input"]["kind"] == "audio" and sample["input"].startswith("data:audio/ogg;base64,")
     assert sample["media"]["prediction"]["kind"] == "image" and sample["prediction"].startswith("data:image/jpeg;")
     assert sample["media"]["target"] == {"kind": "html", "html": "<b>the</b> <script>alert(1)</script>answer"}
     assert "extra.wav" not in json.dumps(sample) and "audio" not in sample  # no domain keys read
-    page = report_html([load_run(run)])
+    page = report_html([open_run(run)])
     assert "<script>alert(1)" not in page  # the HTML travels as JSON text, into a sandboxed frame
     app = (Path(__file__).resolve().parents[1] / "kernel" / "report" / "assets" / "app.js").read_text()
     assert 'el("iframe", { sandbox: true, srcdoc: m.html' in app and 'el("audio", { controls: true' in app
@@ -231,7 +232,7 @@ def test_a_sample_file_name_cannot_lead_out_of_the_samples_folder(tmp_path):
     (run / "artifacts" / "secret.html").write_text("secret")
     entry = {"index": 0, "input": "../secret.html", "target": "/etc/passwd", "prediction": ".hidden.png"}
     (run / "artifacts" / "samples" / "samples.json").write_text(json.dumps([entry]))
-    (sample,) = build_page([load_run(run)])["groups"][0]["dataset"]["samples"]
+    (sample,) = build_page([open_run(run)])["groups"][0]["dataset"]["samples"]
     assert sample["media"] == {} and "secret" not in json.dumps(sample)
 
 

@@ -2,11 +2,9 @@
 uninterrupted one; damaged checkpoints are refused and resume falls back to the newest good one."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -59,14 +57,10 @@ scheduler = {{ use = "torch.optim.lr_scheduler.OneCycleLR" }}
 
 
 @pytest.fixture
-def helpers(tmp_path, monkeypatch):
-    folder = tmp_path / "helpers"
-    folder.mkdir()
-    (folder / "resume_helpers.py").write_text(textwrap.dedent(HELPERS))
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
-    # the runs name the helpers' callbacks by import path: resuming them from run.json needs the user's leave
-    monkeypatch.setenv("KERNEL_ALLOW_IMPORTS", "resume_helpers")
+def helpers(helper_module, monkeypatch):
+    # the runs name the helpers' callbacks by import path: resuming them from run.json needs the
+    # user's leave, which helper_module gives
+    folder = helper_module("resume_helpers", HELPERS)
     # the tests compare the final weights (last.pt) of completed runs: keep them
     monkeypatch.setenv("KERNEL_KEEP_CHECKPOINTS", "1")
     return folder

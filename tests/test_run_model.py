@@ -116,6 +116,10 @@ def test_a_short_id_that_is_also_another_runs_prefix_is_ambiguous(tmp_path):
     with pytest.raises(KernelError, match="ambiguous"):
         store.get("face")
     assert store.get("9c9c").id.endswith("9c9c") and store.get("face-mlp").id.startswith("face-mlp")
+    ids = sorted(p.name for p in store.root.iterdir())
+    shown = short_ids(ids)  # what tables print names one run each, ends that start another id included
+    assert shown["wf-mlp-20261122-080000-face"] == "-face"
+    assert all(store.get(short).id == run_id for run_id, short in shown.items())
 
 
 def test_short_ids_are_unique_ends_among_the_whole_store(store):

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -102,14 +101,8 @@ tensorboard = false
 
 
 @pytest.fixture
-def helpers(tmp_path, monkeypatch):
-    folder = tmp_path / "helpers"
-    folder.mkdir()
-    (folder / "safety_helpers.py").write_text(textwrap.dedent(HELPERS))
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("KERNEL_ALLOW_IMPORTS", "safety_helpers")
-    return folder
+def helpers(helper_module):
+    return helper_module("safety_helpers", HELPERS)
 
 
 def workflow_file(write_workflow, callbacks="", epochs=3, models=("kernel.mlp",), extra="", name="wf.toml"):

@@ -3,7 +3,6 @@ stay in their run, bad settings named in one line, kernel.load, and the kernel-o
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -57,11 +56,8 @@ class ReturnsNothing(Supervised):
 
 
 @pytest.fixture
-def helpers(tmp_path, monkeypatch):
-    folder = tmp_path / "helpers"
-    folder.mkdir()
-    (folder / "train_helpers.py").write_text(textwrap.dedent(HELPERS))
-    monkeypatch.syspath_prepend(str(folder))
+def helpers(helper_module):
+    return helper_module("train_helpers", HELPERS)
 
 
 def workflow(models=("kernel.mlp",), dataset=None, callbacks=(), trainer_use=None, **trainer) -> Workflow:

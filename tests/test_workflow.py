@@ -246,3 +246,15 @@ def test_a_datasets_own_facts_reach_models_renderers_and_analyzers(tmp_path, mon
         "use": "facts_data:Clips", "transforms": [{"use": "facts_data:Resample"}]},
         "models": [{"use": "kernel.linear"}]}))
     assert plan.data.facts["sample_rate"] == 16000 and plan.data.facts["hop"] == 4
+
+
+def test_an_error_without_a_message_still_gets_its_one_line():
+    """A collate function that fails on a bare ``assert``: the kernel's one-line message names the
+    error's type instead of failing itself on the empty message."""
+    from kernel.data import collate_items
+
+    def collate(items):
+        raise AssertionError  # what a bare `assert` raises outside pytest
+
+    with pytest.raises(KernelError, match="cannot be made into a batch: AssertionError"):
+        collate_items([torch.zeros(2), torch.zeros(2)], collate)

@@ -59,7 +59,7 @@ def runs_cmd(args):
         print("no runs yet; `kernel run FILE` trains a workflow's models")
         return 0
     from ..compare import _cell, print_table, rich_table
-    from ..run_reader import run_folders, short_ids
+    from ..run_reader import store_short_ids
 
     from ..compare import output_width
 
@@ -84,15 +84,14 @@ def runs_cmd(args):
         labels = {"status (reason)": "status"}
         # on a terminal (or with COLUMNS) ids as their shortest unique end, which compare and report
         # accept; in a file or pipe whole, for scripts
-        ids = short_ids([r["id"] for r in rows], among=[p.name for p in run_folders(store.root)]) \
-            if output_width() else None
+        ids = store_short_ids(store.root, [r["id"] for r in rows]) if output_width() else None
     print_table(rich_table(columns, rows, ids, labels))
     return 0
 
 
 def compare_cmd(args):
     from .. import compare as C
-    from ..run_reader import run_folders, select_runs, short_ids
+    from ..run_reader import select_runs, store_short_ids
     from ..store import RunStore
 
     store = RunStore()
@@ -119,8 +118,7 @@ def compare_cmd(args):
     elif args.wide:
         C.print_table(C.rich_table(columns, rows))
     else:  # short ids on a terminal (or with COLUMNS); whole in a file or pipe, for scripts
-        ids = short_ids([r["id"] for r in rows], among=[p.name for p in run_folders(store.root)]) \
-            if C.output_width() else None
+        ids = store_short_ids(store.root, [r["id"] for r in rows]) if C.output_width() else None
         C.print_table(C.key_table(columns, rows, runs, ids))
     return 0
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def _workflow_args(p):
@@ -131,7 +132,13 @@ def analyze_cmd(args):
         console.print(f"[bold]{report.title}[/bold] ({name})")
         for key, value in report.values.items():
             console.print(f"  {key}: {value}", highlight=False)
-        for option in report.set_options():  # printed whole: each can be pasted after `kernel run FILE`
+        try:
+            options = report.set_options()
+        except TypeError as exc:  # the analyzer's bug, not the user's: the other reports still print
+            print(f"kernel: warning: analyzer {name} suggests a value a workflow cannot hold ({exc})",
+                  file=sys.stderr)
+            options = []
+        for option in options:  # printed whole: each can be pasted after `kernel run FILE`
             console.print(f"  adopt: {option}", highlight=False, soft_wrap=True)
     console.print(f"reports written to {folder}")
     return 0

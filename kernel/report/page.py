@@ -49,13 +49,14 @@ def mime_type(name: str) -> str | None:
     return _MIME.get(Path(name).suffix.lower())
 
 
-def artifact_file(run: Run, relative: str) -> Path | None:
-    """``artifacts/<relative>`` of the run when it is a file inside the run's artifacts, links
-    resolved: a received run folder whose sample is a link to ``~/.ssh/id_rsa`` shows nothing."""
-    base = run.artifacts
+def artifact_file(run_dir: Path, relative: str) -> Path | None:
+    """``artifacts/<relative>`` of a run when it is a file really inside the run's artifacts: only
+    the store's own path is resolved, so a linked run folder, a linked ``artifacts`` folder or a
+    sample linked to ``~/.ssh/id_rsa`` (a received run folder) leads nowhere."""
+    run_dir = Path(run_dir)
     try:
-        base = base.resolve()
-        path = (base / relative).resolve()
+        base = run_dir.parent.resolve() / run_dir.name / "artifacts"
+        path = base.joinpath(*relative.split("/")).resolve()
     except (OSError, RuntimeError):
         return None
     return path if path.is_relative_to(base) and path.is_file() else None
@@ -63,7 +64,7 @@ def artifact_file(run: Run, relative: str) -> Path | None:
 
 def inline_link(run: Run, relative: str) -> str | None:
     """A file of the run's artifacts as a ``data:`` URI (the report must not reference any file)."""
-    path = artifact_file(run, relative)
+    path = artifact_file(run.dir, relative)
     kind = mime_type(relative)
     if kind is None or path is None:
         return None
@@ -175,7 +176,7 @@ def _media(run: Run, name, link: Link) -> dict | None:
         return None
     kind = media_kind(name)
     if kind == "html":
-        path = artifact_file(run, f"samples/{name}")
+        path = artifact_file(run.dir, f"samples/{name}")
         if path is None:
             return None
         try:

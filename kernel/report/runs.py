@@ -10,17 +10,11 @@ import os
 import threading
 from pathlib import Path
 
-from ..run_reader import open_run, read_json, run_folders, run_order
+from ..run_reader import open_run, run_folders, run_order
 from ..store import Run
-
-__all__ = ["ARTIFACT_FILES", "StoreReader", "load_run", "read_json", "run_order"]
 
 #: Files of a run's artifacts the page shows; a change in one (or a report added) re-reads the run.
 ARTIFACT_FILES = ("samples/samples.json", "confusion_matrix.json", "reports")
-
-#: The run in a folder, or None (kept under the name the report's callers know).
-load_run = open_run
-
 
 def _stamp(path: Path):
     """What changes when a file is rewritten or appended to: (mtime, size), or None if absent."""

@@ -35,9 +35,10 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from .html import ASSETS, DASHBOARD_POLICY, dashboard_html, plotly_js_path
-from .page import build_page, mime_type, to_json
+from .page import artifact_file, build_page, mime_type, to_json
 from ..store import Run
-from .runs import StoreReader, load_run
+from ..run_reader import open_run
+from .runs import StoreReader
 
 ASSET_TYPES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
                "plotly.min.js": "text/javascript; charset=utf-8"}
@@ -88,7 +89,7 @@ class Dashboard:
         self._state = None
 
     def link(self, run: Run, relative: str) -> str | None:
-        if not (run.artifacts / relative).is_file():
+        if artifact_file(run.dir, relative) is None:  # what /files would refuse gets no link
             return None
         return f"/files/{quote(run.id, safe='')}/" + "/".join(quote(p, safe="") for p in relative.split("/"))
 
@@ -109,16 +110,8 @@ class Dashboard:
         run_dir = self.root / run_id
         if not (run_dir / "run.json").is_file() or not rest:
             return None
-        # the store's own path, links resolved; the run's folders below it must be real folders, so a
-        # linked run directory or artifacts folder cannot lead out of the store either
-        base = self.root.resolve() / run_id / "artifacts"
-        try:
-            target = base.joinpath(*rest).resolve()
-        except (OSError, RuntimeError):
-            return None
-        if not target.is_relative_to(base) or not target.is_file() or mime_type(target.name) is None:
-            return None
-        return target
+        target = artifact_file(run_dir, "/".join(rest))
+        return target if target is not None and mime_type(target.name) is not None else None
 
     # -- control ---------------------------------------------------------------------------------
     def stop(self, run_id: str) -> tuple[int, dict]:
@@ -126,7 +119,7 @@ class Dashboard:
         only a claim (a planted or stale run.json could name any process), the lock is the OS's word."""
         from ..runlock import holder
 
-        run = load_run(self.root / run_id)
+        run = open_run(self.root / run_id)
         if run is None:
             return 404, {"error": f"no run {run_id}"}
         pid = holder(run.dir)
@@ -142,7 +135,7 @@ class Dashboard:
                                 "it stops after the current batch and can be resumed"}
 
     def resume(self, run_id: str) -> tuple[int, dict]:
-        run = load_run(self.root / run_id)
+        run = open_run(self.root / run_id)
         if run is None:
             return 404, {"error": f"no run {run_id}"}
         if run.status not in ("interrupted", "failed"):

@@ -23,7 +23,7 @@ import torch
 from ..build import call_with_facts, spec_parts
 from ..catalog import get_catalog, resolve_target
 from ..data import batch_sampler_of, batch_size_of, forward, to_device
-from ..errors import KernelError, did_you_mean
+from ..errors import KernelError, did_you_mean, first_line
 from ..metric_mode import mode_for
 from . import checkpoint as ckpt
 from .events import EventBus
@@ -133,7 +133,7 @@ class Supervised:
             raise KernelError(f"{W}.loss: unknown loss {loss!r}{did_you_mean(loss, LOSSES)}; "
                               f"use one of {', '.join(LOSSES)} or a dotted path")
         metrics = AUTO_METRICS.get(task, []) if self.metrics == "auto" else list(self.metrics)
-        names = [metric_name(m) for m in metrics]
+        names = [metric_name(m, f"{W}.metrics[{i}]") for i, m in enumerate(metrics)]
         split = "valid" if data.valid is not None else "train"
         monitor = self.monitor
         if monitor == "auto":
@@ -175,8 +175,8 @@ class Supervised:
     def build_metrics(self, cfg, data) -> dict:
         catalog, task, out = get_catalog(), cfg["task"], {}
         for i, spec in enumerate(cfg["metrics"]):
-            use, params = spec_parts(spec)
             where = f"{W}.metrics[{i}]"
+            use, params = spec_parts(spec, where)
             comp = catalog.get(use, "metric") if "." in use and use in catalog.components else catalog.get(use)
             want = TASK_TAG.get(task)
             if comp.plugin != "(import)" and comp.tags and want and want not in comp.tags:
@@ -211,7 +211,7 @@ class Supervised:
                 assert isinstance(value, torch.Tensor) and value.numel() == 1, "the loss must be one number"
             except Exception as exc:
                 raise KernelError(f"{W}.loss: {cfg['loss']} does not fit the targets ({what}): "
-                                  f"{str(exc).splitlines()[0]}") from None
+                                  f"{first_line(exc)}") from None
             for i, (mname, metric) in enumerate(metrics.items()):
                 try:
                     metric.to(device) if hasattr(metric, "to") else None
@@ -219,7 +219,7 @@ class Supervised:
                     metric.reset()
                 except Exception as exc:
                     raise KernelError(f"{W}.metrics[{i}]: {mname} does not fit the task {cfg['task']!r} "
-                                      f"({what}): {str(exc).splitlines()[0]}") from None
+                                      f"({what}): {first_line(exc)}") from None
         model.train(was_training)
         return loss_fn, metrics
 
@@ -302,7 +302,9 @@ class Supervised:
         scaler = torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
         callbacks = self.callbacks(cfg, getattr(run, "callbacks", ()))
         if run.quiet:
-            callbacks = [c for c in callbacks if type(c).__name__ != "Progress"]
+            from .callbacks import Progress
+
+            callbacks = [c for c in callbacks if not isinstance(c, Progress)]  # a user's own "Progress" stays
         state = State(trainer=self, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                       data=data, device=device, config=cfg, epoch=0, epochs=self.epochs, epochs_done=0, step=0,
                       batch=0, batches=len(train_loader), loss=None, metrics={}, best={}, improved=False,
@@ -764,8 +766,8 @@ class SkippingSampler(torch.utils.data.Sampler):
         return itertools.islice(it, skip, None) if skip else it
 
 
-def metric_name(spec) -> str:
-    use, _ = spec_parts(spec)
+def metric_name(spec, where: str = "") -> str:
+    use, _ = spec_parts(spec, where)
     return use.replace(":", ".").rsplit(".", 1)[-1].lower()
 
 

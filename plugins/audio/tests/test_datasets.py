@@ -1,6 +1,4 @@
 """Audio datasets: the folder layout, torchaudio's layouts built locally, spoken digits, bad files."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
