@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pluggy
 
-from .component import KINDS, Artifact, Component, Media, Report
-from .errors import KernelError, did_you_mean
+from .component import KINDS, Artifact, Component, Media, Report, Section
+from .errors import KernelError, WorkflowError, did_you_mean
 from .figures import figure_to_image, pyplot
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ hookimpl = pluggy.HookimplMarker("kernel")
 # name -> module that defines it; imported on first attribute access (PEP 562)
 _LAZY = {
     "Workflow": "kernel.workflow",
+    "parse_overrides": "kernel.workflow",
     "Data": "kernel.data",
     "Result": "kernel.training.result",
     "Supervised": "kernel.training.supervised",
@@ -31,6 +32,7 @@ _LAZY = {
     "render_sample": "kernel.artifacts",
     "write_samples": "kernel.artifacts",
     "forward": "kernel.data",
+    "mode_for": "kernel.metric_mode",
 }
 
 
@@ -59,5 +61,5 @@ def __getattr__(name: str):
 
 #: the public API: plugins import these names from ``kernel`` and nothing from its modules
 #: (docs/plugin-guide.md documents each; tests/test_public_api.py holds both to it)
-__all__ = ["KINDS", "Artifact", "Component", "Media", "Report", "KernelError", "did_you_mean", "figure_to_image",
+__all__ = ["KINDS", "Artifact", "Component", "Media", "Report", "Section", "KernelError", "WorkflowError", "did_you_mean", "figure_to_image",
            "pyplot", "hookimpl", "get_catalog", "create", *_LAZY]

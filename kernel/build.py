@@ -190,16 +190,23 @@ def default_analyzers(catalog: Catalog, dataset_tags) -> list:
     return out
 
 
-def prepare(workflow, catalog: Catalog | None = None) -> Plan:
-    """Validate, build the dataset and its splits, fit the transforms, and infer the data facts."""
+def prepare(workflow, catalog: Catalog | None = None, data=None) -> Plan:
+    """Validate, build the dataset and its splits, fit the transforms, and infer the data facts.
+
+    ``data``: a ``Data`` prepared earlier; reused as it is when it was made from the same
+    ``[dataset]`` table and seed (a tuner's trials that change only the model or the trainer).
+    """
     from . import data as D
     from .console import step
     from .seeding import seed_everything
 
     catalog = catalog or get_catalog()
     workflow.validate_components(catalog)
-    seed_everything(workflow.seed)
     ds = workflow.dataset
+    recipe = {"dataset": ds.model_dump(mode="json"), "seed": workflow.seed}
+    if data is not None and getattr(data, "recipe", None) == recipe:
+        return Plan(workflow, catalog, data, dataset_tags=catalog.get(ds.use, "dataset").tags)
+    seed_everything(workflow.seed)
     comp = catalog.get(ds.use, "dataset")
     step(f"building dataset {ds.use}")
     source = _guarded(lambda: catalog.target(comp)(**ds.params), f"dataset ({ds.use})", ds.use)
@@ -222,11 +229,11 @@ def prepare(workflow, catalog: Catalog | None = None) -> Plan:
     facts = _guarded(lambda: D.infer_facts(transformed["train"], transforms, root), "dataset (first sample)")
     for split in transformed.values():  # from now on targets take the task's form (D.conform_target)
         split.task = facts.get("task")
-    recipe = {"dataset": ds.model_dump(mode="json"), "seed": workflow.seed}
     data = D.Data(splits=transformed, raw=splits, facts=facts, tags=comp.tags,
                   collate_fn=D.collate_from(root, transforms + target_transforms),
                   fingerprint=D.fingerprint(recipe, splits), transforms=transforms, seed=workflow.seed)
     data.target_transforms = target_transforms
+    data.recipe = recipe
     _guarded(lambda: D.check_labels(data), "dataset")
     return Plan(workflow, catalog, data, dataset_tags=comp.tags)
 

@@ -20,6 +20,8 @@ class CLI:
         self._subparsers = subparsers
         self.targets: dict[str, str] = {}
         self.owners: dict[str, str] = {}
+        self.parsers: dict[str, argparse.ArgumentParser] = {}
+        self.fields: dict[str, tuple[str, str]] = {}  # run.json field -> (plugin, help)
         self.plugin = ""
 
     def command(self, name: str, target: str, help: str = "", description: str | None = None):
@@ -31,7 +33,40 @@ class CLI:
         parser.set_defaults(_command=name)
         self.targets[name] = target
         self.owners[name] = self.plugin
+        self.parsers[name] = parser
         return parser
+
+    def run_field(self, name: str, help: str = ""):
+        """Add ``--NAME VALUE`` to the commands that pick runs: only runs whose run.json holds
+        that value under ``name`` (``kernel runs --study lr-search``)."""
+        if not name.isidentifier():
+            raise ValueError(f"run field {name!r} must be a plain name (letters, digits, _)")
+        if name in self.fields:
+            raise ValueError(f"run field {name!r} is already added by plugin {self.fields[name][0]!r}")
+        self.fields[name] = (self.plugin, help)
+
+    def add_run_fields(self):
+        """Once every plugin has added its commands: the fields' options on the run-picking commands."""
+        for command in RUN_PICKERS:
+            parser = self.parsers.get(command)
+            if parser is None:
+                continue
+            for name, (plugin, help) in self.fields.items():
+                try:
+                    parser.add_argument(f"--{name.replace('_', '-')}", dest=f"field_{name}", metavar="VALUE",
+                                        help=help or f"only runs whose run.json has this {name} (plugin {plugin})")
+                except argparse.ArgumentError:
+                    pass  # the command has such an option of its own: it wins
+
+
+#: the commands that pick runs, to which ``cli.run_field`` adds options
+RUN_PICKERS = ("runs", "compare", "report")
+
+
+def run_fields(args) -> dict:
+    """The ``--NAME VALUE`` run-field options given on this command line: ``{"study": "lr"}``."""
+    return {key[len("field_"):]: value for key, value in vars(args).items()
+            if key.startswith("field_") and value is not None}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,6 +170,7 @@ def build_parser(disabled):
         except Exception as exc:
             plugins.mark_broken(impl.plugin_name, f"hook kernel_commands raised {type(exc).__name__}: {exc}",
                                 traceback.format_exc())
+    cli.add_run_fields()
     parser._commands = list(cli.targets)
     _LOADED.append(plugins)
     return parser, cli, plugins

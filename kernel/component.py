@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
 #: The kinds of component, each filled by the hook ``kernel_<kind>s``.
-KINDS = ("dataset", "transform", "model", "renderer", "analyzer", "metric", "trainer", "exporter", "callback")
+KINDS = ("dataset", "transform", "model", "renderer", "analyzer", "metric", "trainer", "exporter", "callback",
+         "section")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,15 @@ class Artifact:
     path: str
     format: str
     metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the report and the dashboard that a plugin adds (``kernel_report_sections``):
+    a title and an HTML fragment that works offline (inline scripts, no CDN)."""
+
+    title: str
+    html: str
 
 
 #: the file suffixes a report shows, by kind of media (the first of each is the usual one)

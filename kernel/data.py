@@ -266,6 +266,7 @@ class Data:
     fingerprint: str = ""
     transforms: list = field(default_factory=list)
     seed: int = 0
+    recipe: dict | None = None  # the [dataset] table and seed it was made from (prepare reuses it)
 
     @property
     def train(self):

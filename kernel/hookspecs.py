@@ -131,10 +131,51 @@ def kernel_callbacks():
 
 
 @hookspec
+def kernel_sections():
+    """Return the workflow tables the plugin owns, as a list of ``Component`` (at most one, named
+    after the plugin: plugin ``tuning`` owns ``[tuning]``).
+
+    ``target(**table)`` receives the table's keys as parameters, so its signature and docstring are
+    the table's reference (``kernel show tuning``) and unknown keys or wrong types are located like
+    any component's (``tuning.trails: unknown parameter; did you mean trials?``). The object it
+    returns may offer ``check(workflow) -> list[tuple[str, str]]``: problems as ``(location,
+    message)``, located as the user writes them (``tuning.space."models[0].use"``). A workflow
+    table no installed plugin owns is an unknown setting; the kernel itself ignores the tables it
+    does not own (``kernel run`` trains the workflow as written).
+    """
+
+
+@hookspec
+def kernel_methods():
+    """Return methods the plugin adds to the kernel's Python objects, as a dict
+    ``{"Workflow.tune": "module:function"}``.
+
+    ``workflow.tune(**options)`` then imports the target on first use and calls it as
+    ``function(workflow, **options)``. Only ``Workflow`` takes methods; a name the class has
+    already, or that two plugins claim, is refused (the second plugin is reported broken).
+    """
+
+
+@hookspec
+def kernel_report_sections(runs, workspace):
+    """Return sections for the HTML report and the dashboard, as a list of ``kernel.Section``.
+
+    ``runs`` are the run.json dicts the page shows, ``workspace`` the run store's folder (a
+    ``pathlib.Path``). Called each time a page is built, so it reads files and returns quickly; a
+    plugin that has nothing for these runs returns an empty list. ``Section(title, html)``: ``html``
+    is a fragment placed in the page as it is, and must work offline (no CDN: inline any script it
+    needs). A hook that raises is reported on the page as a warning, and the rest is shown.
+    """
+
+
+@hookspec
 def kernel_commands(cli):
     """Add sub-commands to the ``kernel`` command line. Returns nothing.
 
     ``cli.command(name, target="module:function", help="...")`` returns an ``argparse`` parser to
     which the plugin adds its arguments; ``target`` is imported only when the command runs, and is
     called with the parsed ``argparse.Namespace``. Its return value is the exit code (``None`` is 0).
+    ``cli.run_field(name, help="...")`` adds ``--NAME VALUE`` to the commands that list runs
+    (``kernel runs``, ``compare``, ``report``): it keeps the runs whose run.json has
+    that value under ``name`` (``kernel runs --study lr-search``).
     """

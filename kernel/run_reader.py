@@ -63,17 +63,20 @@ def run_order(run: Run):
 
 
 def select_runs(store, refs=(), workflow: str | None = None, *, newest: str = "workflow",
-                any_dataset: bool = True) -> list[Run]:
+                any_dataset: bool = True, fields: dict | None = None) -> list[Run]:
     """The runs a command looks at, oldest first (named runs in the order named when alone).
 
     - ``refs``: run ids, unique id prefixes or ends, or run directories (:meth:`RunStore.get`);
     - ``workflow``: every run of that workflow (added to the named ones);
+    - ``fields``: only runs whose run.json holds these values (``{"study": "lr"}``, from the
+      ``--NAME`` options plugins add with ``cli.run_field``);
     - neither: the runs of the newest run's ``"workflow"`` (the report) or ``"dataset"`` fingerprint
       (``kernel compare``), within ``workflow`` when given.
     Unless ``any_dataset``, runs on different datasets are refused: comparing them misleads.
     """
     named = [store.get(str(ref)) for ref in refs]
-    if refs and not workflow:
+    fields = {k: v for k, v in (fields or {}).items() if v is not None}
+    if refs and not workflow and not fields:
         chosen = named
     else:
         runs = scan_runs(store.root, store)
@@ -87,6 +90,11 @@ def select_runs(store, refs=(), workflow: str | None = None, *, newest: str = "w
                 known = sorted({str(r.info.get("workflow")) for r in runs})
                 raise KernelError(f"no runs of workflow {workflow!r} in {store.root}{did_you_mean(workflow, known)}; "
                                   f"workflows with runs: {', '.join(known)}")
+        if fields:
+            pool = [r for r in pool if has_fields(r.info, fields)]
+            if not pool:
+                wanted = ", ".join(f"{k} {v!r}" for k, v in fields.items())
+                raise KernelError(f"no runs with {wanted} in {store.root}; `kernel runs --json` shows what runs hold")
         if not refs:
             key = "fingerprint" if newest == "dataset" else "workflow"
             last = pool[-1].info.get(key)
@@ -100,6 +108,11 @@ def select_runs(store, refs=(), workflow: str | None = None, *, newest: str = "w
                               f"{', '.join(sorted(prints))}); comparing them is misleading — "
                               f"pass --any-dataset to compare anyway")
     return chosen
+
+
+def has_fields(info: dict, fields: dict) -> bool:
+    """Whether run.json holds each value (compared as text: options arrive as text)."""
+    return all(k in info and str(info[k]) == str(v) for k, v in fields.items())
 
 
 def flatten(value, prefix: str = "", out: dict | None = None) -> dict:

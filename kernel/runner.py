@@ -41,11 +41,16 @@ def keep_checkpoints_default(keep: bool | None) -> bool:
 
 
 def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=None, overrides=None,
-                 catalog=None, keep_checkpoints: bool | None = None) -> "Results":
+                 catalog=None, keep_checkpoints: bool | None = None, callbacks=(), record=None,
+                 data=None) -> "Results":
     """Train every model of ``workflow``; returns :class:`Results` (one run each).
 
     ``keep_checkpoints``: keep every checkpoint of a completed run (default: only the slimmed
     ``best.pt`` that ``kernel.load`` needs; ``KERNEL_KEEP_CHECKPOINTS=1`` sets the default).
+    What a plugin that runs workflows (a tuner) adds: ``callbacks``, callback objects given to
+    every run besides the workflow's own (a pruner); ``record``, fields written into each run.json
+    (``{"study": ..., "trial": 3}``); ``data``, the ``kernel.Data`` of an earlier run of the same
+    ``[dataset]`` and seed, reused instead of building and fitting it again.
     Ctrl-C or SIGTERM stops the whole workflow: the runs that can go on are named, then
     KeyboardInterrupt is raised.
     """
@@ -59,7 +64,11 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
         workflow = workflow.with_overrides(overrides)
     if not isinstance(parallel, int) or parallel < 1:
         raise KernelError(f"--parallel must be 1 or more, not {parallel!r}")
-    plan = prepare(workflow, catalog or get_catalog())
+    callbacks = list(callbacks)
+    if callbacks and parallel > 1:
+        raise KernelError("callback objects live in this process: run with parallel=1")
+    record = _checked_record(record)
+    plan = prepare(workflow, catalog or get_catalog(), data=data)
     trainer = plan.trainer()
     describe = getattr(trainer, "describe", None)
     defaults = describe(plan.data) if callable(describe) else {}
@@ -70,7 +79,7 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     store = RunStore(workspace)
     baseline = majority_baseline(plan.data)
     keep = keep_checkpoints_default(keep_checkpoints)
-    runs = [_create(store, plan, i, defaults, baseline, keep) for i in range(len(workflow.models))]
+    runs = [_create(store, plan, i, defaults, baseline, keep, record) for i in range(len(workflow.models))]
     with StopSignals() as stop:
         try:
             if parallel > 1 and len(runs) > 1:
@@ -79,7 +88,7 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
                 reports = None
                 for run in runs:
                     try:
-                        execute(run, plan, quiet=quiet, reports=reports)
+                        execute(run, plan, quiet=quiet, reports=reports, callbacks=callbacks)
                         if reports is None and (run.artifacts / "reports").is_dir():
                             reports = run.artifacts / "reports"  # the analyzers ran once: copied to the others
                     except KeyboardInterrupt:
@@ -133,8 +142,29 @@ def _describe_error(exc: BaseException) -> str:
     return text
 
 
+#: run.json fields a caller's ``record`` may not set: the kernel's own
+_OWN_FIELDS = frozenset(("id", "workflow", "model", "status", "reason", "created", "started", "ended",
+                         "duration_s", "epochs_done", "best", "final", "tags", "pid", "host", "model_index",
+                         "use", "fingerprint", "seed", "spec", "params", "defaults", "param_count", "epochs",
+                         "monitor", "mode", "baseline", "classes", "facts", "source", "keep_checkpoints",
+                         "versions", "artifacts", "checkpoint"))
+
+
+def _checked_record(record) -> dict:
+    record = dict(record or {})
+    taken = sorted(set(record) & _OWN_FIELDS)
+    if taken:
+        raise KernelError(f"record: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} the kernel's own "
+                          f"run.json field(s); choose other names")
+    try:
+        json.dumps(record)
+    except (TypeError, ValueError) as exc:
+        raise KernelError(f"record: the fields must be plain JSON values ({exc})") from None
+    return record
+
+
 def _create(store: RunStore, plan, index: int, defaults: dict, baseline: dict | None = None,
-            keep_checkpoints: bool = False) -> Run:
+            keep_checkpoints: bool = False, record: dict | None = None) -> Run:
     import torch
 
     wf, data = plan.workflow, plan.data
@@ -145,7 +175,8 @@ def _create(store: RunStore, plan, index: int, defaults: dict, baseline: dict | 
         defaults=defaults, param_count=None, epochs=defaults.get("epochs"), monitor=defaults.get("monitor"),
         mode=defaults.get("mode"), baseline=baseline, classes=data.classes, facts=_plain(data.facts), source=wf.source,
         keep_checkpoints=keep_checkpoints,
-        versions={"python": platform.python_version(), "torch": torch.__version__, "kernel": _version()})
+        versions={"python": platform.python_version(), "torch": torch.__version__, "kernel": _version()},
+        **(record or {}))
 
 
 def _holding(run: Run, lock):
@@ -157,8 +188,9 @@ def _holding(run: Run, lock):
     return RunLock(run.dir)
 
 
-def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=None, lock=None):
+def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=None, lock=None, callbacks=()):
     """Build the run's model, train it, and write its artifacts; returns the trainer's Result.
+    ``callbacks``: callback objects added to the workflow's own for this run.
 
     The run's lock is held throughout (taken here unless ``lock``, already held, is given): a
     second writer gets :class:`kernel.runlock.RunLocked` before it touches anything.
@@ -170,7 +202,7 @@ def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=N
         status = read_run_json(run.dir / "run.json").get("status")
         if status != run.info.get("status"):
             raise RunChanged(f"run {run.id} is {status} now: another process took it up meanwhile; left as it is")
-        return _train(run, plan, quiet, resume, reports)
+        return _train(run, plan, quiet, resume, reports, callbacks)
 
 
 def refuse_links(run_dir):
@@ -188,7 +220,7 @@ class RunChanged(KernelError):
     """The run changed on disk since this process read it: another process trained it."""
 
 
-def _train(run: Run, plan, quiet: bool, resume: bool, reports):
+def _train(run: Run, plan, quiet: bool, resume: bool, reports, callbacks=()):
     from .seeding import seed_everything
     from .training.result import Result
 
@@ -196,7 +228,7 @@ def _train(run: Run, plan, quiet: bool, resume: bool, reports):
     seed_everything(plan.workflow.seed)
     model, filled = plan.model(index)
     run.quiet, run.resuming = quiet, resume
-    run.callbacks = plan.callbacks()
+    run.callbacks = plan.callbacks() + list(callbacks)
     # "pending" until the artifacts are written: a run stopped in between is not taken for complete
     run.update(params=_plain({**plan.workflow.models[index].params, **filled}),
                param_count=sum(p.numel() for p in model.parameters()), artifacts="pending")

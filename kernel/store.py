@@ -19,7 +19,8 @@ from pathlib import Path
 from .errors import KernelError
 from .runlock import LOCK_NAME, is_locked
 
-STATUSES = ("queued", "running", "interrupted", "failed", "completed")
+#: how a run stands; "pruned": a callback stopped it early as not worth finishing (a tuner's pruner)
+STATUSES = ("queued", "running", "interrupted", "failed", "completed", "pruned")
 _COLUMNS = ("id", "workflow", "model", "status", "fingerprint", "created", "ended", "epochs_done",
             "param_count", "monitor", "best_value", "json")
 _INSERT = f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_COLUMNS))})"
@@ -367,7 +368,7 @@ class Run:
         fields = {"status": status, "reason": reason}
         if status == "running":
             fields.update(started=self.info.get("started") or now_iso(), pid=os.getpid(), host=socket.gethostname())
-        elif status in ("interrupted", "failed", "completed"):
+        elif status in ("interrupted", "failed", "completed", "pruned"):
             fields["ended"] = now_iso()
         self.update(**fields)
 

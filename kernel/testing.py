@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .component import KINDS, Component, Report
 from .errors import KernelError, did_you_mean
+from .catalog import import_target
 from .training.events import EVENTS  # the trainer's events: a callback listens with on_<event>(run, state)
 
 #: Libraries a plugin's hook module must not import: `kernel list` has to stay fast.
@@ -90,6 +91,7 @@ class Checker:
                               f"enable it to check it")
         self.check_hook_module()
         self.check_hook_names()
+        self.check_methods()
         if info.status == "broken":
             self.add(self.name, f"the plugin is broken: {info.error}")
             return self.findings
@@ -102,7 +104,10 @@ class Checker:
             self.add(self.name, "the plugin offers no component", "warning")
         prefix = self.name + "."
         for comp in comps:
-            if not comp.name.startswith(prefix):
+            if comp.kind == "section":
+                if comp.name != self.name:
+                    self.add(comp, f"a plugin's workflow table is named after the plugin: call it {self.name!r}")
+            elif not comp.name.startswith(prefix):
                 self.add(comp, f"component names are namespaced by the plugin: call it {prefix}...")
         # datasets first: the other kinds are exercised on them
         for comp in sorted(comps, key=lambda c: KINDS.index(c.kind)):
@@ -510,6 +515,34 @@ class Checker:
             elif not _accepts(getattr(callback, handler), 2):
                 self.add(comp, f"{handler} must accept (run, state)")
 
+    def check_section(self, comp):
+        """Built from its example (the table's keys); ``check`` on a small workflow returns problems."""
+        from .workflow import Workflow
+
+        section = self.catalog.target(comp)(**params_of(comp))
+        check = getattr(section, "check", None)
+        if check is None:
+            return
+        if not callable(check):
+            self.add(comp, "check must be a method check(workflow)")
+            return
+        workflow = Workflow(name="check", dataset=FALLBACK_DATASET, models=[{"use": "kernel.mlp"}])
+        problems = check(workflow)
+        if not isinstance(problems, list) or not all(isinstance(p, tuple) and len(p) == 2 for p in problems):
+            self.add(comp, f"check(workflow) must return a list of (location, message), not {problems!r}")
+
+    def check_methods(self):
+        """The plugin's ``kernel_methods``: well formed (else the kernel marked it broken) and importable."""
+        from .methods import methods
+
+        for key, (plugin, target) in methods(self.catalog).items():
+            if plugin != self.name:
+                continue
+            try:
+                import_target(target, key)
+            except KernelError as exc:
+                self.add(key, f"the method's target cannot be imported: {exc}")
+
     def _has_method(self, comp, obj, method: str, arity: int) -> bool:
         fn = getattr(obj, method, None)
         if not callable(fn):
@@ -538,6 +571,9 @@ for kind in KINDS:
     hook = getattr(module, f"kernel_{kind}s", None)
     if callable(hook):
         hook()
+hook = getattr(module, "kernel_methods", None)
+if callable(hook):
+    hook()
 hook = getattr(module, "kernel_commands", None)
 if callable(hook):
     from kernel.cli import CLI

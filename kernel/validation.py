@@ -38,8 +38,46 @@ def check_workflow(workflow, catalog: Catalog | None = None):
         check_spec(catalog, "callback", c.use, c.params, f"callbacks[{i}]", problems)
     for role, name in workflow.renderers.items():
         check_spec(catalog, "renderer", name, {}, f"renderers.{role}", problems)
+    for name, table in workflow.sections.items():
+        check_section(catalog, workflow, name, table, problems)
     if problems:
         raise WorkflowError(problems)
+
+
+def check_section(catalog: Catalog, workflow, name: str, table: dict, problems: list):
+    """A plugin's table (hook ``kernel_sections``): its keys are the target's parameters, and the
+    object it builds may check the rest against the whole workflow."""
+    sections = catalog.names("section")
+    if name not in sections:
+        hint = did_you_mean(name, sections + list(type(workflow).model_fields))
+        owners = f"; plugins own {', '.join(f'[{n}]' for n in sections)}" if sections and not hint else ""
+        problems.append((name, f"unknown setting{hint}{owners}"))
+        return
+    target = catalog.target(catalog.get(name, "section"))
+    known = {p.name: p for p in signature_params(target)}
+    before = len(problems)
+    for key, value in table.items():  # values are the plugin's to read: not component specs
+        param = known.get(key)
+        if param is None:
+            problems.append((f"{name}.{key}", f"unknown setting{did_you_mean(str(key), known)}; "
+                                              f"[{name}] takes: {', '.join(known)}"))
+            continue
+        message = type_problem(param.annotation, value)
+        if message:
+            problems.append((f"{name}.{key}", message))
+    if len(problems) > before:
+        return
+    try:
+        section = target(**table)
+    except WorkflowError as exc:
+        problems.extend(exc.problems)
+        return
+    except KernelError as exc:
+        problems.append((name, str(exc)))
+        return
+    check = getattr(section, "check", None)
+    if callable(check):
+        problems.extend(check(workflow) or [])
 
 
 def check_spec(catalog: Catalog, kind: str | None, use, params, where: str, problems: list,

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .component import is_spec
-from .errors import KernelError, WorkflowError
+from .errors import KernelError, WorkflowError, did_you_mean
 
 _RESERVED = {"use", "params", "name"}
 
@@ -63,9 +63,15 @@ class TrainerSpec(Spec):
 
 
 class Workflow(BaseModel):
-    """A whole workflow: one dataset, its transforms, the models to train, the trainer."""
+    """A whole workflow: one dataset, its transforms, the models to train, the trainer.
 
-    model_config = ConfigDict(extra="forbid")
+    Other top-level tables belong to plugins (``[tuning]`` to plugin-tuning, hook
+    ``kernel_sections``): kept as they are in :attr:`sections`, checked by their plugin when the
+    workflow is validated against the catalog, ignored by the kernel itself.
+    """
+
+    # extra keys are allowed here, and refused in __init__ unless they are tables
+    model_config = ConfigDict(extra="allow")
     name: str = "workflow"
     seed: int = Field(0, strict=True)  # "3" or true is a mistake, not a seed
     dataset: DatasetSpec
@@ -82,6 +88,30 @@ class Workflow(BaseModel):
     def _name(cls, value):
         return _short_name(value)
 
+    @property
+    def sections(self) -> dict[str, dict]:
+        """The tables that belong to plugins: ``{"tuning": {...}}``."""
+        return dict(self.__pydantic_extra__ or {})
+
+    def without_sections(self) -> "Workflow":
+        """The workflow with the plugins' tables left out (what a trial of a study trains)."""
+        data = self.to_dict()
+        for key in self.sections:
+            data.pop(key, None)
+        return Workflow.from_dict(data, source=self.source)
+
+    def __getattr__(self, name: str):
+        # pydantic's own lookup first (private attributes, the plugins' tables); then a method a
+        # plugin adds (hook kernel_methods), looked up only when nothing else has the name
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_"):
+                raise
+        from .methods import plugin_method
+
+        return plugin_method(self, "Workflow", name)
+
     @field_validator("renderers")
     @classmethod
     def _roles(cls, value):
@@ -92,10 +122,16 @@ class Workflow(BaseModel):
 
     # -- making ------------------------------------------------------------------------------
     def __init__(self, **data):
+        data = normalize(data)
+        known = type(self).model_fields
+        loose = [(key, "unknown setting" + did_you_mean(key, list(known))) for key, value in data.items()
+                 if key not in known and not isinstance(value, dict)]  # a plugin's table is a table
         try:
-            super().__init__(**normalize(data))
+            super().__init__(**data)
         except ValidationError as exc:
-            raise WorkflowError(pydantic_problems(exc)) from None
+            raise WorkflowError(loose + pydantic_problems(exc)) from None
+        if loose:
+            raise WorkflowError(loose)
 
     @classmethod
     def from_dict(cls, data: dict, source: str | None = None) -> "Workflow":
@@ -260,3 +296,40 @@ def parse_value(text: str):
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def parse_overrides(sets=(), files=()) -> dict[str, Any]:
+    """The overrides of ``--set-file FILE`` and ``--set PATH=VALUE`` options, in that order (a
+    ``--set`` wins over a file). A file is TOML whose keys are the quoted paths:
+    ``"trainer.optimizer.lr" = 0.003`` (what ``kernel tune`` writes for the best trial)."""
+    import tomllib
+
+    overrides: dict[str, Any] = {}
+    for name in files:
+        file = Path(name)
+        if not file.is_file():
+            raise KernelError(f"--set-file {file}: file not found")
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise KernelError(f"--set-file {file}: not a TOML file of PATH = VALUE lines ({exc})") from None
+        for path, value in _flat_paths(data):
+            parse_path(path)
+            overrides[path] = value
+    for item in sets:
+        path, sep, value = str(item).partition("=")
+        if not sep or not path.strip():
+            raise KernelError(f"--set takes PATH=VALUE, e.g. trainer.epochs=3; got {item!r}")
+        overrides[path.strip()] = parse_value(value.strip())
+    return overrides
+
+
+def _flat_paths(data: dict, prefix: str = ""):
+    """``{"a.b" = 1}`` and ``[a] b = 1`` both mean the path a.b; a value that is a component
+    table (``{use = ...}``) stays whole."""
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value and not is_spec(value):
+            yield from _flat_paths(value, path)
+        else:
+            yield path, value

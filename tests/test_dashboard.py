@@ -15,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runstore_fixtures import DashboardProcess, append_epoch, metric_row, raw_request, write_run  # noqa: E402
 
+from kernel import Section, hookimpl  # noqa: E402
 from kernel.report.server import Dashboard, path_segments  # noqa: E402
 
 
@@ -397,3 +398,52 @@ def test_other_methods_are_not_allowed(dashboard):
         assert status == 405, method
     status, body = raw_request(dashboard.host, dashboard.port, "/api/state", method="HEAD")
     assert status == 200 and body == b""
+
+
+def test_the_page_runs_only_scripts_holding_its_responses_nonce(dashboard):
+    import re
+    import urllib.request
+
+    seen = []
+    for _ in range(2):
+        with urllib.request.urlopen(dashboard.url + "/") as resp:
+            policy, body = resp.headers["Content-Security-Policy"], resp.read().decode()
+        script_src = next(p.strip() for p in policy.split(";") if p.strip().startswith("script-src"))
+        nonce = re.fullmatch(r"script-src 'self' 'nonce-([A-Za-z0-9_-]{20,})'", script_src).group(1)
+        assert f'<script nonce="{nonce}">KernelPage.start(' in body  # the page's start-up holds it
+        seen.append(nonce)
+    assert seen[0] != seen[1]  # new for every response
+
+
+class CountingSections:
+    """A plugin registered in this process whose section says ``self.text``; counts the calls."""
+
+    def __init__(self):
+        self.text, self.calls = "first", 0
+
+    @hookimpl
+    def kernel_report_sections(self, runs, workspace):
+        self.calls += 1
+        return [Section("Counted", f"<p>{self.text}</p>")]
+
+
+def test_plugins_are_asked_at_most_once_per_interval_and_a_change_is_a_new_state(workspace):
+    from kernel.catalog import Catalog
+    from kernel.plugins import PluginInfo, load_plugins
+
+    plugins = load_plugins()
+    counting = CountingSections()
+    plugins.manager.register(counting, name="counting")
+    plugins.infos["counting"] = PluginInfo("counting", "ktest-counting")
+    write_run(workspace / "runs")
+    d = Dashboard(workspace, interval_ms=100, catalog=Catalog(plugins))  # asked at most once a second
+    _, etag, data = d.state()
+    for _ in range(5):  # polls of several pages
+        assert d.state()[1] == etag
+    assert counting.calls == 1 and data["plugin_sections"]["sections"][0]["html"] == "<p>first</p>"
+    time.sleep(1.05)
+    assert d.state()[1] == etag and counting.calls == 2  # asked again: the same answer, the same state
+    counting.text = "second"
+    time.sleep(1.05)
+    _, changed, data = d.state()
+    assert changed != etag and data["plugin_sections"]["sections"][0]["html"] == "<p>second</p>"

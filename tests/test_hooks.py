@@ -455,6 +455,116 @@ def test_hook_kernel_commands(fake_plugin, cli):
         {"component": "kcm", "kind": "plugin", "message": "the plugin offers no component", "level": "warning"}]
 
 
+SECTIONS = """
+from kernel import Component, KernelError, hookimpl
+
+class Notes:
+    \"\"\"The [notes] table.
+
+    Args:
+        author: who wrote the workflow.
+        epochs_hint: an epoch count the notes recommend.
+    \"\"\"
+    def __init__(self, author: str, epochs_hint: int = 1):
+        if not author.strip():
+            raise KernelError("notes.author: give a name")
+        self.epochs_hint = epochs_hint
+
+    def check(self, workflow):
+        epochs = workflow.trainer.params.get("epochs")
+        if epochs is not None and epochs < self.epochs_hint:
+            return [("notes.epochs_hint", f"the trainer trains {epochs} epoch(s), fewer than {self.epochs_hint}")]
+        return []
+
+@hookimpl
+def kernel_sections():
+    return [Component("notes", "ktest_notes_plugin:Notes", example={"author": "Ada"})]
+"""
+
+
+def test_hook_kernel_sections(fake_plugin, cli, tmp_path):
+    """A plugin's table is checked (its keys as the target's parameters, then check(workflow)),
+    located as written, and ignored by the kernel's own run; a table nobody owns is refused."""
+    env = fake_plugin("notes", SECTIONS)
+    good = workflow_file(tmp_path, """
+        name = "notes"
+        [dataset]
+        use = "kernel.synthetic"
+        num_samples = 64
+        [[models]]
+        use = "kernel.linear"
+        [notes]
+        author = "Ada"
+        epochs_hint = 1
+    """)
+    assert cli("run", str(good), "--dry-run", env=env).returncode == 0
+    assert in_kernel(env, f"""
+        from kernel.workflow import Workflow
+        wf = Workflow.from_file({str(good)!r})
+        print(json.dumps(wf.sections))""") == {"notes": {"author": "Ada", "epochs_hint": 1}}
+    for line, expected in [('epochs_hint = "3"', "notes.epochs_hint: expected int"),
+                           ("epoch_hint = 3", "notes.epoch_hint: unknown setting (did you mean 'epochs_hint'?)"),
+                           ("epochs_hint = 9", "notes.epochs_hint: the trainer trains 1 epoch(s), fewer than 9")]:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(good.read_text().replace("epochs_hint = 1", line).replace(
+            '[trainer]\nuse = "kernel.testing:no_trainer"', '[trainer]\nuse = "kernel.testing:no_trainer"\nepochs = 1'))
+        proc = cli("run", str(bad), "--dry-run", env=env)
+        assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    unowned = tmp_path / "unowned.toml"
+    unowned.write_text(good.read_text().replace("[notes]", "[nots]"))
+    proc = cli("run", str(unowned), "--dry-run", env=env)
+    assert proc.returncode == 2 and "nots: unknown setting (did you mean 'notes'?)" in proc.stderr
+    listed = cli("list", "sections", "--json", env=env)
+    assert {c["name"]: c["kind"] for c in json.loads(listed.stdout)}["notes"] == "section"
+    assert "author" in cli("show", "notes", env=env).stdout
+    assert json.loads(cli("check-plugin", "notes", "--json", env=env).stdout)["findings"] == []
+
+
+METHODS = """
+from kernel import hookimpl
+
+def describe(workflow, prefix="workflow"):
+    return f"{prefix} {workflow.name} with {len(workflow.models)} model(s)"
+
+@hookimpl
+def kernel_methods():
+    return {"Workflow.describe_me": "ktest_meth_plugin:describe"}
+"""
+
+CLASHING_METHODS = """
+from kernel import hookimpl
+
+@hookimpl
+def kernel_methods():
+    return {"Workflow.run": "ktest_clash_plugin:run"}
+"""
+
+
+def test_hook_kernel_methods(fake_plugin):
+    """A plugin's method is called on the workflow with the caller's arguments; an unknown one is
+    an AttributeError with a "did you mean"; a plugin that claims a name the class has is broken."""
+    env = fake_plugin("meth", METHODS)
+    assert in_kernel(env, """
+        wf = Workflow(name="w", dataset="kernel.synthetic", models=["kernel.linear"])
+        try:
+            wf.describe_mee
+            missing = None
+        except AttributeError as exc:
+            missing = str(exc)
+        print(json.dumps([wf.describe_me(prefix="the workflow"), missing]))""") == [
+        "the workflow w with 1 model(s)", "'Workflow' object has no attribute 'describe_mee' (did you mean 'describe_me'?)"]
+    env = fake_plugin("clash", CLASHING_METHODS)
+    assert in_kernel(env, """
+        import kernel
+        from kernel.methods import methods
+        catalog = kernel.get_catalog()
+        table = methods(catalog)
+        info = catalog.plugins.infos["clash"]
+        print(json.dumps(["Workflow.run" in table, info.status, info.error]))""") == [
+        False, "broken", "hook kernel_methods: 'Workflow.run': Workflow has 'run' already"]
+
+
 BAD_SUGGESTION = """
 from kernel import Component, Report, hookimpl
 
@@ -487,3 +597,57 @@ def test_an_analyzer_suggesting_what_no_workflow_holds_is_a_warning(fake_plugin,
     assert proc.returncode == 0, proc.stderr
     assert "analyzer odd.suggestion suggests a value a workflow cannot hold" in proc.stderr
     assert "Traceback" not in proc.stderr and "Odd" in proc.stdout and "Class balance" in proc.stdout
+
+
+REPORT_SECTIONS = """
+from kernel import Section, hookimpl
+
+@hookimpl
+def kernel_report_sections(runs, workspace):
+    workflows = ", ".join(sorted({run["workflow"] for run in runs}))
+    return [Section("Seen by ksec", f"<p class='ksec'>{len(runs)} runs of {workflows} in {workspace.name}</p>")]
+"""
+
+RAISING_SECTIONS = """
+from kernel import hookimpl
+
+@hookimpl
+def kernel_report_sections(runs, workspace):
+    raise RuntimeError("the study database is unreachable")
+"""
+
+ODD_SECTIONS = """
+from kernel import hookimpl
+
+@hookimpl
+def kernel_report_sections(runs, workspace):
+    return "<p>a fragment, not a list of Section</p>"
+"""
+
+
+def test_hook_kernel_report_sections(fake_plugin, cli, workspace):
+    """A plugin's section is in the written report with the runs and the workspace it was given;
+    a plugin whose hook raises, or answers something else than a list of Section, is a warning on
+    the page naming it, and the rest of the report is there."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from runstore_fixtures import write_run
+
+    fake_plugin("ksec", REPORT_SECTIONS)
+    fake_plugin("ksecraise", RAISING_SECTIONS)
+    env = fake_plugin("ksecodd", ODD_SECTIONS)
+    write_run(workspace / "runs", model="mlp", index=0)
+    write_run(workspace / "runs", model="cnn", index=1)
+    proc = cli("report", "--workflow", "digits", "-o", "report.html", env=env)
+    assert proc.returncode == 0, proc.stderr
+    page = (workspace / "report.html").read_text()
+    data = json.loads(page.split('id="kernel-data">', 1)[1].split("</script>", 1)[0])
+    given = data["plugin_sections"]
+    (section,) = [s for s in given["sections"] if s["plugin"] == "ksec"]
+    assert section["title"] == "Seen by ksec" and section["id"] == "plugin-ksec-1"
+    assert section["html"] == "<p class='ksec'>2 runs of digits in workspace</p>"
+    raised = [w for w in given["warnings"] if "'ksecraise'" in w]
+    odd = [w for w in given["warnings"] if "'ksecodd'" in w]
+    assert len(raised) == 1 and "RuntimeError: the study database is unreachable" in raised[0]
+    assert len(odd) == 1 and "returned a str, not a list of kernel.Section" in odd[0]
+    assert len(data["runs"]) == 2 and data["groups"][0]["dataset"]["samples"]  # the rest of the page
+    assert 'id="plugin-sections"' in page and "Traceback" not in proc.stderr

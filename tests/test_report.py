@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runstore_fixtures import append_epoch, metric_row, write_run  # noqa: E402
 
+from kernel import Section, hookimpl  # noqa: E402
 from kernel.report.html import plotly_js_path, report_html  # noqa: E402
 from kernel.report.page import build_page, to_script_json  # noqa: E402
 from kernel.report.runs import StoreReader  # noqa: E402
@@ -270,3 +271,83 @@ def test_runs_carry_a_short_id_and_settings_named_as_in_compare(store):
     mlp = next(r for r in data["runs"] if r["label"] == "mlp")
     assert mlp["params"]["hidden"] == 64 and mlp["params"]["model"] == "kernel.mlp"
     assert mlp["params"]["trainer.optimizer.lr"] == 1e-3 and "trainer.device" not in mlp["params"]
+
+
+# -- plugins' sections (hook kernel_report_sections) -----------------------------------------------
+class SectionsPlugin:
+    """A plugin registered in this process (the hook tests in tests/test_hooks.py install them):
+    its hook answers ``answer(runs, workspace)`` and keeps what it was given."""
+
+    def __init__(self, answer):
+        self.answer, self.calls = answer, []
+
+    @hookimpl
+    def kernel_report_sections(self, runs, workspace):
+        self.calls.append((runs, workspace))
+        return self.answer(runs, workspace)
+
+
+def catalog_with(**plugins):
+    """A catalog of the installed plugins and these (name -> plugin object)."""
+    from kernel.catalog import Catalog
+    from kernel.plugins import PluginInfo, load_plugins
+
+    loaded = load_plugins()
+    for name, plugin in plugins.items():
+        loaded.manager.register(plugin, name=name)
+        loaded.infos[name] = PluginInfo(name, f"ktest-{name}")
+    return Catalog(loaded)
+
+
+def page_data(page: str) -> dict:
+    return json.loads(page.split('id="kernel-data">', 1)[1].split("</script>", 1)[0])
+
+
+def test_a_section_is_given_the_runs_and_their_workspace_and_cannot_change_them(store):
+    def answer(runs, workspace):
+        runs[0]["model"] = "changed by a plugin"
+        return [Section("Mine", f"<p>{len(runs)} runs in {workspace.name}</p>")]
+
+    mine = SectionsPlugin(answer)
+    data = page_data(report_html(StoreReader(store).scan(), catalog=catalog_with(mine=mine)))
+    (runs, workspace), = mine.calls
+    assert workspace == store.parent and {r["workflow"] for r in runs} == {"digits", "speech"}
+    (section,) = data["plugin_sections"]["sections"]
+    assert section == {"plugin": "mine", "id": "plugin-mine-1", "title": "Mine", "html": "<p>4 runs in workspace</p>"}
+    assert "changed by a plugin" not in json.dumps(data["runs"]) and data["plugin_sections"]["warnings"] == []
+
+
+@pytest.mark.parametrize("answer, words", [
+    (lambda runs, ws: 1 / 0, "hook kernel_report_sections raised ZeroDivisionError: division by zero"),
+    (lambda runs, ws: {"title": "x"}, "returned a dict, not a list of kernel.Section"),
+    (lambda runs, ws: [Section("ok", "<p>ok</p>"), "<p>text</p>"], "a list holding a str, not only kernel.Section"),
+    (lambda runs, ws: [Section("t", None)], "a Section whose title and html are not both text"),
+])
+def test_a_broken_section_plugin_is_a_warning_naming_it_and_the_rest_is_shown(store, answer, words):
+    good = SectionsPlugin(lambda runs, ws: [Section("Good", "<p>good</p>")])
+    catalog = catalog_with(bad=SectionsPlugin(answer), good=good)
+    data = page_data(report_html(StoreReader(store).scan(), catalog=catalog))
+    (warning,) = data["plugin_sections"]["warnings"]
+    assert warning.startswith("plugin 'bad' (ktest-bad) is broken, its part of the page is left out: ") and words in warning
+    assert [s["title"] for s in data["plugin_sections"]["sections"]] == ["Good"]  # the bad one gave nothing
+    assert len(data["runs"]) == 4 and data["groups"] and catalog.plugins.infos["bad"].status == "broken"
+
+
+def test_a_section_that_inlines_plotly_js_leaves_it_to_the_page(store):
+    """A section may inline plotly.js to work on its own; the page already holds it: it is in the
+    file once, and not run a second time over the page's charts. Other scripts are kept."""
+    bundle = plotly_js_path().read_text()
+    html = (f'<script>{bundle}</script><div id="c"></div><script>Plotly.newPlot("c", [])</script>'
+            f'<script type="text/javascript">{bundle}</script><script src="x.js">{bundle}</script>')
+    catalog = catalog_with(charts=SectionsPlugin(lambda runs, ws: [Section("Charts", html)]))
+    page = report_html(StoreReader(store).scan(), catalog=catalog)
+    assert page.count(bundle) == 1  # the page's own (the section's html travels as JSON text)
+    (section,) = page_data(page)["plugin_sections"]["sections"]  # the script under a src is not the page's
+    assert section["html"] == f'<div id="c"></div><script>Plotly.newPlot("c", [])</script><script src="x.js">{bundle}</script>'
+
+
+def test_sections_are_placed_by_the_pages_code_in_a_place_of_their_own():
+    assets = Path(__file__).resolve().parents[1] / "kernel" / "report" / "assets"
+    assert '<div id="plugin-sections"></div>\n</main>' in (assets / "page.html").read_text()
+    app = (assets / "app.js").read_text()
+    assert "renderPluginSections();" in app and "live.nonce = S.nonce" in app

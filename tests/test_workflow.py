@@ -195,7 +195,7 @@ def test_validation_and_workflow_import_no_circle():
     assert not [m for m, _ in module_imports(folder / "validation.py") if m in (".workflow", ".runner")]
     workflow_imports = module_imports(folder / "workflow.py")
     assert (".runner", True) not in workflow_imports  # Workflow.run() imports it when called, only there
-    assert [m for m, top in workflow_imports if not top] == [".validation", ".runner"]
+    assert [m for m, top in workflow_imports if not top] == [".methods", ".validation", ".runner"]
 
 
 def test_check_models_is_the_one_call_that_refuses_a_model_before_any_run(workspace):

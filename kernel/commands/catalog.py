@@ -71,12 +71,13 @@ def show_cmd(args):
                                       "required": p.required, "doc": p.doc} for p in params]}, indent=2))
         return 0
     from ..console import console as make_console
+    from rich.markup import escape
     from rich.table import Table
 
     console = make_console()
-    console.print(f"[bold]{comp.name}[/bold]  ({comp.kind or 'import path'}, from {comp.plugin})")
+    console.print(f"[bold]{escape(comp.name)}[/bold]  ({comp.kind or 'import path'}, from {escape(comp.plugin)})")
     if summary:
-        console.print(summary)
+        console.print(escape(summary))  # a plugin's text is shown as written: "[tuning]" is not markup
     target_text = comp.target if isinstance(comp.target, str) else getattr(comp.target, "__qualname__", "")
     console.print(f"target: {target_text}", highlight=False)
     if comp.tags:
@@ -85,7 +86,8 @@ def show_cmd(args):
     for col in ("parameter", "type", "default", "description"):
         table.add_column(col, overflow="fold")
     for p in params:
-        table.add_row(p.name, p.type_name, "(required)" if p.required else repr(p.default), p.doc)
+        table.add_row(p.name, escape(p.type_name), escape("(required)" if p.required else repr(p.default)),
+                      escape(p.doc))
     console.print(table if params else "no parameters")
     return 0
 

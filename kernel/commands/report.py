@@ -33,10 +33,19 @@ def report_cmd(args):
     from ..store import RunStore
 
     # the runs named and those of --workflow; with neither, those of the workflow trained last
-    runs = select_runs(RunStore(), args.runs, args.workflow, newest="workflow")
-    out = write_report(runs, args.output, metric=args.metric, title=args.title)
+    from ..cli import run_fields
+
+    runs = select_runs(RunStore(), args.runs, args.workflow, newest="workflow", fields=run_fields(args))
+    out = write_report(runs, args.output, metric=args.metric, title=args.title, catalog=_catalog(args))
     print(f"report of {len(runs)} run{'s' if len(runs) != 1 else ''}: {out.resolve()}")
     return 0
+
+
+def _catalog(args):
+    """The catalog without the plugins `-p no:NAME` turned off: they add no section to the page."""
+    from ..catalog import get_catalog
+
+    return get_catalog(tuple(getattr(args, "disabled", ())))
 
 
 def dashboard_cmd(args):
@@ -52,7 +61,7 @@ def dashboard_cmd(args):
         raise KernelError(f"--interval {args.interval}: choose between 0.1 and 3600 seconds")
     try:
         server = make_server(workspace(), args.host, args.port, args.allow_control, args.metric,
-                             interval_ms=int(args.interval * 1000), quiet=not args.verbose)
+                             interval_ms=int(args.interval * 1000), quiet=not args.verbose, catalog=_catalog(args))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise KernelError(f"port {args.port} on {args.host} is in use; choose another with --port "

@@ -10,7 +10,7 @@ def register(cli):
                     description="List runs (newest first) from the index; --reindex rebuilds it from the run folders.")
     p.add_argument("--workflow", help="only runs of this workflow")
     p.add_argument("--model", help="only runs of this model label")
-    p.add_argument("--status", choices=("queued", "running", "interrupted", "failed", "completed"))
+    p.add_argument("--status", choices=("queued", "running", "interrupted", "failed", "completed", "pruned"))
     p.add_argument("--fingerprint", help="only runs on this dataset fingerprint")
     p.add_argument("--limit", type=int, help="at most this many runs")
     p.add_argument("--json", action="store_true", help="print run.json of each run as a JSON list")
@@ -50,8 +50,14 @@ def runs_cmd(args):
     if args.reindex:
         count = store.reindex()
         print(f"indexed {count} run(s) in {store.index_path}", file=sys.stderr)
+    from ..cli import run_fields
+    from ..run_reader import has_fields
+
+    fields = run_fields(args)
     infos = store.list(workflow=args.workflow, model=args.model, status=args.status,
-                       fingerprint=args.fingerprint, limit=args.limit)
+                       fingerprint=args.fingerprint, limit=None if fields else args.limit)
+    if fields:
+        infos = [i for i in infos if has_fields(i, fields)][:args.limit]
     if args.json:
         print(json.dumps(infos, indent=2, default=str))
         return 0
@@ -95,7 +101,10 @@ def compare_cmd(args):
     from ..store import RunStore
 
     store = RunStore()
-    runs = select_runs(store, args.runs, args.workflow, newest="dataset", any_dataset=args.any_dataset)
+    from ..cli import run_fields
+
+    runs = select_runs(store, args.runs, args.workflow, newest="dataset", any_dataset=args.any_dataset,
+                       fields=run_fields(args))
     if not args.runs:
         runs = runs[::-1]  # newest first, as `kernel runs` lists them
     columns, rows = C.compare_rows(runs)

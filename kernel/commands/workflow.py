@@ -9,6 +9,9 @@ def _workflow_args(p):
     p.add_argument("file", help="a workflow TOML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a setting, e.g. --set trainer.epochs=3 --set models[0].dropout=0.2")
+    p.add_argument("--set-file", dest="set_files", action="append", default=[], metavar="FILE",
+                   help="overrides from a TOML file of \"PATH\" = VALUE lines (e.g. the best.toml `kernel tune` "
+                        "writes); --set options win over it")
 
 
 def register(cli):
@@ -36,17 +39,10 @@ def register(cli):
 
 
 def load_workflow(args):
-    from ..workflow import Workflow, parse_value
+    from ..workflow import Workflow, parse_overrides
 
     workflow = Workflow.from_file(args.file)
-    overrides = {}
-    for item in args.overrides:
-        path, sep, value = item.partition("=")
-        if not sep or not path.strip():
-            from ..errors import KernelError
-
-            raise KernelError(f"--set takes PATH=VALUE, e.g. trainer.epochs=3; got {item!r}")
-        overrides[path.strip()] = parse_value(value.strip())
+    overrides = parse_overrides(args.overrides, getattr(args, "set_files", ()))
     return workflow.with_overrides(overrides) if overrides else workflow
 
 

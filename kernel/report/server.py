@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from .html import ASSETS, DASHBOARD_POLICY, dashboard_html, plotly_js_path
+from .html import ASSETS, dashboard_html, dashboard_policy, plotly_js_path, plugin_sections
 from .page import artifact_file, build_page, mime_type, to_json
 from ..store import Run
 from ..run_reader import open_run
@@ -74,8 +74,9 @@ class Dashboard:
     """The state shared by the server's threads: where the store is, and what the page may do."""
 
     def __init__(self, workspace: Path, allow_control: bool = False, metric: str | None = None,
-                 interval_ms: int = 2000, bound_host: str = "127.0.0.1"):
+                 interval_ms: int = 2000, bound_host: str = "127.0.0.1", catalog=None):
         self.workspace = Path(workspace)
+        self.catalog = catalog  # whose plugins add sections (None: the process's catalog)
         self.root = self.workspace / "runs"
         self.reader = StoreReader(self.root)
         self.allow_control = allow_control
@@ -87,6 +88,7 @@ class Dashboard:
         self._lock = threading.Lock()
         self._control_lock = threading.Lock()
         self._state = None
+        self._sections = None  # (when the plugins were asked, their sections)
 
     def link(self, run: Run, relative: str) -> str | None:
         if artifact_file(run.dir, relative) is None:  # what /files would refuse gets no link
@@ -95,16 +97,32 @@ class Dashboard:
 
     def state(self) -> tuple[bytes, str, dict]:
         """The page's data as JSON bytes, its ETag, and the data; built again only when a run's files or
-        status changed since the last call (a poll of an unchanged store costs a few stat calls)."""
+        status, or a plugin's section, changed since the last call (a poll of an unchanged store costs
+        a few stat calls)."""
         with self._lock:
             runs = self.reader.scan()
-            if self._state is not None and self._state[0] == self.reader.signature:
+            sections = self.plugin_sections(runs)
+            key = (self.reader.signature, sections["key"])
+            if self._state is not None and self._state[0] == key:
                 return self._state[1]
             data = build_page(runs, metric=self.metric, link=self.link, title="kernel dashboard", live=True)
+            data["plugin_sections"] = sections
             body = to_json(data).encode()
             etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
-            self._state = (self.reader.signature, (body, etag, data))
+            self._state = (key, (body, etag, data))
             return body, etag, data
+
+    def plugin_sections(self, runs: list[Run]) -> dict:
+        """The plugins' sections, asked at most once per poll interval (and a second), however many
+        pages poll and however often the runs change; the answer is kept in between. Asked on
+        time, not only when a run changes: a plugin's own files (a study's snapshot, written after
+        its trial's run.json) change with no run file changing."""
+        now = time.monotonic()
+        if self._sections is not None and now - self._sections[0] < max(self.interval_ms / 1000, 1.0):
+            return self._sections[1]
+        sections = plugin_sections(runs, self.workspace, self.catalog)
+        self._sections = (now, sections)
+        return sections
 
     def artifact(self, run_id: str, rest: list[str]) -> Path | None:
         run_dir = self.root / run_id
@@ -240,9 +258,10 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if segments in ([], ["index.html"]):
                 body, etag, data = d.state()
-                page = dashboard_html(data, d.token, etag, d.interval_ms).encode()
+                nonce = secrets.token_urlsafe(18)  # new for each response: a page cannot guess another's
+                page = dashboard_html(data, d.token, etag, d.interval_ms, nonce).encode()
                 return self._send(200, page, "text/html; charset=utf-8",
-                                  {"Cache-Control": "no-store", "Content-Security-Policy": DASHBOARD_POLICY,
+                                  {"Cache-Control": "no-store", "Content-Security-Policy": dashboard_policy(nonce),
                                    "X-Frame-Options": "DENY"}, head)
             if segments == ["api", "state"]:
                 body, etag, _ = d.state()
@@ -358,9 +377,11 @@ class DashboardServer(ThreadingHTTPServer):
 
 def make_server(workspace: Path, host: str = "127.0.0.1", port: int = 8787, allow_control: bool = False,
                 metric: str | None = None, interval_ms: int = 2000, quiet: bool = True,
-                idle_timeout: float = IDLE_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> ThreadingHTTPServer:
-    """A started-but-not-serving dashboard server (call ``serve_forever``); port 0 picks a free port."""
-    dashboard = Dashboard(workspace, allow_control, metric, interval_ms, host)
+                idle_timeout: float = IDLE_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
+                catalog=None) -> ThreadingHTTPServer:
+    """A started-but-not-serving dashboard server (call ``serve_forever``); port 0 picks a free port.
+    ``catalog``: whose plugins add sections to the page (default: the process's catalog)."""
+    dashboard = Dashboard(workspace, allow_control, metric, interval_ms, host, catalog)
     handler = type("DashboardHandler", (Handler,), {"dashboard": dashboard, "quiet": quiet, "timeout": idle_timeout})
     server_class = type("DashboardServer", (DashboardServer,),
                         {"max_connections": max_connections,

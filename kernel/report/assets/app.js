@@ -7,7 +7,7 @@
   var NOT_METRICS = { epoch: 1, step: 1, time: 1, elapsed_s: 1 };
   var PLOT_CONFIG = { displaylogo: false, responsive: true };
   var S = { data: null, options: {}, group: null, filter: "all", metric: null, sortKey: null, sortDir: 1,
-            etag: null, datasetKey: null, confusionRun: null };
+            etag: null, datasetKey: null, confusionRun: null, sectionsKey: null, nonce: "" };
 
   function $(id) { return document.getElementById(id); }
 
@@ -471,6 +471,39 @@
     else samples.appendChild(el("p", { className: "empty", text: "no rendered samples in these runs' artifacts" }));
   }
 
+  // -- plugins' sections (hook kernel_report_sections) ------------------------------------------------
+  // Each goes into a <section> of its own, under its title: parsed there, a fragment's markup stays
+  // inside it whatever it holds. Scripts that innerHTML parses never run (the HTML standard), so
+  // each is replaced by a copy, in document order, which runs when inserted; in the dashboard the
+  // copy carries the page's nonce, the one mark its content security policy lets run.
+  function renderPluginSections() {
+    var given = S.data.plugin_sections || { key: "", sections: [], warnings: [] };
+    if (given.key === S.sectionsKey) return;  // unchanged: keep the charts (no redraw while polling)
+    S.sectionsKey = given.key;
+    var box = $("plugin-sections");
+    if (window.Plotly) box.querySelectorAll(".js-plotly-plot").forEach(function (div) { Plotly.purge(div); });
+    box.textContent = "";
+    (given.warnings || []).forEach(function (w) {
+      box.appendChild(el("p", { className: "message plugin-warning", text: w }));
+    });
+    (given.sections || []).forEach(function (s) {
+      var body = el("div", { className: "plugin-body" });
+      box.appendChild(el("section", { id: s.id, className: "plugin-section", "data-plugin": s.plugin },
+                         [el("h2", { text: s.title }), body]));
+      body.innerHTML = s.html;
+      body.querySelectorAll("script").forEach(runScript);
+    });
+  }
+
+  function runScript(inert) {
+    var live = document.createElement("script");
+    for (var i = 0; i < inert.attributes.length; i++) live.setAttribute(inert.attributes[i].name, inert.attributes[i].value);
+    if (S.nonce) live.nonce = S.nonce;
+    if (live.src) live.async = false;  // a file's script keeps its place among the others
+    live.text = inert.text;
+    inert.parentNode.replaceChild(live, inert);
+  }
+
   // -- the dashboard's controls -------------------------------------------------------------------
   function message(text) {
     var m = $("message");
@@ -504,6 +537,7 @@
     renderParams(runs);
     renderConfusion(group, runs);
     renderDataset(group);
+    renderPluginSections();
   }
 
   var timer = null;
@@ -528,6 +562,9 @@
   function start(data, options) {
     S.data = data;
     S.options = options || {};
+    // the nonce of the script calling start (the dashboard's; none in the report, whose policy
+    // admits inline scripts): plugins' scripts get it to run (see renderPluginSections)
+    S.nonce = (document.currentScript && document.currentScript.nonce) || "";
     S.etag = S.options.etag || null;
     S.metric = data.metric || null;
     $("live").hidden = !S.options.live;
