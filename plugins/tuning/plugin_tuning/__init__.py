@@ -1,0 +1,1 @@
+"""plugin-tuning: Optuna studies over any kernel workflow (``kernel tune``). See docs/tuning.md."""
