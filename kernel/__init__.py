@@ -26,6 +26,7 @@ _LAZY = {
     "RunStore": "kernel.store",
     "Results": "kernel.runner",
     "load": "kernel.loading",
+    "resume": "kernel.runner",
     "prepare": "kernel.build",
     "resolve_target": "kernel.catalog",
     "run_analyzers": "kernel.artifacts",

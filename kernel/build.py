@@ -203,9 +203,9 @@ def prepare(workflow, catalog: Catalog | None = None, data=None) -> Plan:
     catalog = catalog or get_catalog()
     workflow.validate_components(catalog)
     ds = workflow.dataset
-    recipe = {"dataset": ds.model_dump(mode="json"), "seed": workflow.seed}
-    if data is not None and getattr(data, "recipe", None) == recipe:
+    if data is not None and data.fits(workflow):
         return Plan(workflow, catalog, data, dataset_tags=catalog.get(ds.use, "dataset").tags)
+    recipe = D.Data.recipe_of(workflow)
     seed_everything(workflow.seed)
     comp = catalog.get(ds.use, "dataset")
     step(f"building dataset {ds.use}")

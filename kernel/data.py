@@ -268,6 +268,15 @@ class Data:
     seed: int = 0
     recipe: dict | None = None  # the [dataset] table and seed it was made from (prepare reuses it)
 
+    @staticmethod
+    def recipe_of(workflow) -> dict:
+        """What a workflow's data is made from: its ``[dataset]`` table and its seed."""
+        return {"dataset": workflow.dataset.model_dump(mode="json"), "seed": workflow.seed}
+
+    def fits(self, workflow) -> bool:
+        """Whether this data is what ``workflow`` would build (same ``[dataset]`` and seed)."""
+        return self.recipe is not None and self.recipe == self.recipe_of(workflow)
+
     @property
     def train(self):
         return self.splits["train"]

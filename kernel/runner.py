@@ -42,7 +42,7 @@ def keep_checkpoints_default(keep: bool | None) -> bool:
 
 def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=None, overrides=None,
                  catalog=None, keep_checkpoints: bool | None = None, callbacks=(), record=None,
-                 data=None) -> "Results":
+                 data=None, artifacts: bool = True) -> "Results":
     """Train every model of ``workflow``; returns :class:`Results` (one run each).
 
     ``keep_checkpoints``: keep every checkpoint of a completed run (default: only the slimmed
@@ -50,7 +50,10 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     What a plugin that runs workflows (a tuner) adds: ``callbacks``, callback objects given to
     every run besides the workflow's own (a pruner); ``record``, fields written into each run.json
     (``{"study": ..., "trial": 3}``); ``data``, the ``kernel.Data`` of an earlier run of the same
-    ``[dataset]`` and seed, reused instead of building and fitting it again.
+    ``[dataset]`` and seed, reused instead of building and fitting it again; ``artifacts=False``,
+    runs that skip what only a person looks at (analyzer reports, rendered samples, the confusion
+    matrix, TensorBoard's pictures and graph: ``artifacts: "skipped"`` in run.json, and
+    ``kernel resume RUN`` writes them later), for the many runs of a search.
     Ctrl-C or SIGTERM stops the whole workflow: the runs that can go on are named, then
     KeyboardInterrupt is raised.
     """
@@ -79,6 +82,8 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     store = RunStore(workspace)
     baseline = majority_baseline(plan.data)
     keep = keep_checkpoints_default(keep_checkpoints)
+    if not artifacts:
+        record = {**record, "artifacts": "skipped"}
     runs = [_create(store, plan, i, defaults, baseline, keep, record) for i in range(len(workflow.models))]
     with StopSignals() as stop:
         try:
@@ -230,8 +235,9 @@ def _train(run: Run, plan, quiet: bool, resume: bool, reports, callbacks=()):
     run.quiet, run.resuming = quiet, resume
     run.callbacks = plan.callbacks() + list(callbacks)
     # "pending" until the artifacts are written: a run stopped in between is not taken for complete
+    skipped = run.info.get("artifacts") == "skipped"
     run.update(params=_plain({**plan.workflow.models[index].params, **filled}),
-               param_count=sum(p.numel() for p in model.parameters()), artifacts="pending")
+               param_count=sum(p.numel() for p in model.parameters()), artifacts="skipped" if skipped else "pending")
     if resume:
         _restore_transforms(run, plan)
     try:
@@ -276,13 +282,16 @@ def finish(run: Run, plan, model, reports=None):
     ``kernel.load`` needs, then ``artifacts: written``. A stop before that leaves it to resume."""
     from .training import checkpoint as ckpt
 
-    write_artifacts(run, plan, model, reports)
+    skipped = run.info.get("artifacts") == "skipped"
+    if not skipped:
+        write_artifacts(run, plan, model, reports)
     if not run.info.get("keep_checkpoints"):
         try:
             ckpt.slim(run.checkpoints)
         except Exception as exc:  # each file is replaced atomically: a failure leaves the full ones
             say(f"warning: run {run.id}: could not slim its checkpoints ({type(exc).__name__}: {exc}); kept them")
-    run.update(artifacts="written")
+    if not skipped:
+        run.update(artifacts="written")
 
 
 def write_artifacts(run: Run, plan, model, reports=None):
@@ -367,7 +376,7 @@ def resume(ref: str, quiet: bool = False, workspace=None, allow_imports=None, fo
             info["keep_checkpoints"] = bool(keep_checkpoints)
         status = info.get("status")
         if status == "completed":
-            if info.get("artifacts") == "pending":
+            if info.get("artifacts") in ("pending", "skipped"):
                 return _finish_artifacts(run, allow_imports)
             raise KernelError(f"run {run.id} is already complete; start a new run with `kernel run`")
         if status == "running" and info.get("host") not in (None, socket.gethostname()):
@@ -432,8 +441,12 @@ def _finish_artifacts(run: Run, allow_imports):
     from .training.result import Result
 
     allowance = _allowance(run, allow_imports)
-    say(f"run {run.id}: its training was complete but it was stopped while writing its artifacts; "
-        f"writing them again")
+    if run.info.get("artifacts") == "skipped":
+        say(f"run {run.id}: its training is complete and its artifacts were skipped; writing them now")
+        run.update(artifacts="pending")  # from here on, as for any run: written, or left to resume
+    else:
+        say(f"run {run.id}: its training was complete but it was stopped while writing its artifacts; "
+            f"writing them again")
     plan = _plan_from_dir(run, allowance, force=True)
     with _enforcing(run, allowance):
         model, _ = plan.model(run.info["model_index"])

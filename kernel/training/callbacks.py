@@ -109,8 +109,8 @@ class TensorBoard:
 
         self.writer = SummaryWriter(str(run.dir / "tensorboard"),
                                     purge_step=state.epochs_done + 1 if state.resumed else None)
-        if state.resumed:
-            return
+        if state.resumed or run.info.get("artifacts") == "skipped":
+            return  # pictures and graph are for a person: not for each of a search's many runs
         inputs, _ = state.data.batch("train", size=16)
         with torch.random.fork_rng(devices=[]):  # a nicety must not change the run's random numbers
             if self.samples:

@@ -16,8 +16,11 @@ def tune(workflow, trials: int | None = None, timeout: float | None = None, stud
                   workspace=workspace)
     tuner.resolve().open()
     if quiet:
-        return tuner.work()
-    from .progress import StudyProgress
+        tuner.work()
+    else:
+        from .progress import StudyProgress
 
-    with StudyProgress(tuner) as progress:
-        return tuner.work(on_trial=progress.update)
+        with StudyProgress(tuner) as progress:
+            tuner.work(on_trial=progress.update)
+    tuner.finish_best()
+    return tuner.study

@@ -32,11 +32,20 @@ def register(cli):
     p.add_argument("--json", action="store_true", help="print the result (or, with --show, the study) as JSON")
 
 
+def quiet_optuna():
+    """On the command line each trial's end is one line of ours, a failed one with its reason:
+    Optuna's own log lines (a traceback per failed trial) would repeat it."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
 def tune_cmd(args):
     import kernel
 
     from .study import Tuner
 
+    quiet_optuna()
     workflow = kernel.Workflow.from_file(args.file)
     overrides = kernel.parse_overrides(args.overrides, args.set_files)
     if overrides:
@@ -60,6 +69,7 @@ def tune_cmd(args):
         print(f"kernel: tuning stopped; `kernel tune {args.file}` continues study {tuner.name!r}", file=sys.stderr)
         raise
     failed = _wait(children)
+    tuner.finish_best()
     return _finish(tuner, study, args, failed)
 
 

@@ -82,28 +82,28 @@ def top_trials(study, direction: str, count: int = 10) -> list:
     return sorted(done, key=lambda t: t.value, reverse=direction == "maximize")[:count]
 
 
-def print_results(tuner, study, out=None, overrides: Path | None = None):
-    """The best trial, its values and score, a table of the top trials, and the command that reproduces it."""
+def print_results(tuner, study, overrides: Path | None = None):
+    """The best trial, its values and score, a table of the top trials, and the command that reproduces it.
+    Plain lines (a path or a run id is never folded); rich draws only the table."""
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
-    import sys
-
-    # into a file or pipe: wide enough that run ids are not folded
-    console = out or Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    # into a file or pipe: wide enough that the table is not folded
+    console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     counts = summary(study)
-    say = print  # plain lines: a path or a run id is never folded
-    say(f"study {tuner.name!r} ({tuner.shown_url}): {counts['finished']} finished trial(s): "
-                  f"{counts['completed']} completed, {counts['pruned']} pruned, {counts['failed']} failed"
-                  + (f"; {counts['lost']} lost with their worker" if counts["lost"] else "")
-                  + (f"; {counts['running']} running" if counts["running"] else ""))
+    print(f"study {tuner.name!r} ({tuner.shown_url}): {counts['finished']} finished trial(s): "
+          f"{counts['completed']} completed, {counts['pruned']} pruned, {counts['failed']} failed"
+          + (f"; {counts['lost']} lost with their worker" if counts["lost"] else "")
+          + (f"; {counts['running']} running" if counts["running"] else ""))
     best = best_trial(study)
     if best is None:
-        say("no trial has completed yet")
+        print("no trial has completed yet")
         return
-    say(f"best trial: {best.number}  {tuner.monitor} = {best.value:.6g}  run {best.user_attrs.get('run')}")
+    print(f"best trial: {best.number}  {tuner.monitor} = {best.value:.6g}  run {best.user_attrs.get('run')}")
     for path, value in sampled_values(best).items():
-        say(f"  {path} = {toml_value(value)}")
+        print(f"  {path} = {toml_value(value)}")
     table = Table(title=f"top trials by {tuner.monitor}", title_justify="left")
     paths = list(dict.fromkeys(p for t in top_trials(study, tuner.direction) for p in t.params))
     for header in ["trial", tuner.monitor, *paths, "run"]:
@@ -114,8 +114,8 @@ def print_results(tuner, study, out=None, overrides: Path | None = None):
                       short_run(t.user_attrs.get("run")))
     console.print(table)
     if overrides is not None:
-        say(f"best values written to {overrides}\n"
-            f"reproduce: kernel run {tuner.workflow.source or 'WORKFLOW.toml'} --set-file {overrides}")
+        print(f"best values written to {overrides}\n"
+              f"reproduce: kernel run {tuner.workflow.source or 'WORKFLOW.toml'} --set-file {overrides}")
 
 
 def short_run(run_id) -> str:

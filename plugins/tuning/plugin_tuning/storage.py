@@ -65,16 +65,15 @@ def open_storage(url: str, heartbeat: int, retries: int, where: str = "--storage
         kwargs = {"connect_args": {"timeout": 60}}
     else:
         kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    # kernel tune prints each trial's end itself, a failed one with its reason: not Optuna's traceback
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     import warnings
 
-    # heartbeats are marked experimental in Optuna, and have been since 2.8: nothing for the user to act on
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
-        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=retries)
-                          if retries else None)
+        with warnings.catch_warnings():
+            # heartbeats are marked experimental in Optuna, and have been since 2.8: nothing to act on
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=retries)
+                              if retries else None)
     except Exception as exc:  # sqlalchemy's OperationalError, a driver's own, a bad path
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KernelError(f"{where}: cannot open the study storage {shown(url)}: {first}") from None

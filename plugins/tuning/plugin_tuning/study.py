@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +31,9 @@ class TrialFailed(Exception):
 
 class Pruning:
     """The run-scoped callback of one trial: reports the monitored value each epoch and asks the
-    trainer to stop, with the status ``pruned``, when the study's pruner says so."""
+    trainer to stop, with the status ``pruned``, when the study's pruner says so. Optuna's steps
+    are the epochs, counted from 1 (what the report's intermediate values show): a pruner's
+    ``n_warmup_steps = 2`` keeps every trial's first epoch from pruning."""
 
     def __init__(self, trial, monitor: str, pruner: str):
         self.trial, self.monitor, self.pruner = trial, monitor, pruner
@@ -213,9 +216,11 @@ class Tuner:
         record = {"study": self.name, "trial": trial.number, "sampled": sampled}
         try:
             wf = self.trial_workflow(sampled)
-            self.plan_for(wf)
+            if self.data is None or not self.data.fits(wf):
+                self.plan_for(wf)  # a trial that changes the data builds it; the next ones reuse it
+            # a trial's run skips the pictures and reports: the study's best run gets them at the end
             results = wf.run(quiet=True, callbacks=[pruning], record=record, data=self.data,
-                             catalog=self.catalog, workspace=self.workspace)
+                             catalog=self.catalog, workspace=self.workspace, artifacts=False)
         except KernelError as exc:  # these values make a workflow that cannot run
             trial.set_user_attr(FAILED, str(exc))
             raise TrialFailed(str(exc)) from None
@@ -270,6 +275,26 @@ class Tuner:
 
     def _after(self, study, frozen):
         write_snapshot(self)
+
+    def finish_best(self):
+        """Write the artifacts (analyzer reports, samples, confusion matrix) of the best trial's run,
+        which its trial skipped, when the run is in this workspace: the report shows them."""
+        import kernel
+
+        from .results import best_trial
+
+        best = best_trial(self.study)
+        run_id = best.user_attrs.get("run") if best is not None else None
+        if not run_id or not (self.store.root / run_id / "run.json").is_file():
+            return None
+        try:
+            run = kernel.Run.open(self.store.root / run_id)
+            if run.info.get("artifacts") == "skipped":
+                kernel.resume(run_id, quiet=True, workspace=self.workspace)
+        except KernelError as exc:  # another worker writes them right now, or the run names code to allow
+            print(f"kernel: warning: the best run's artifacts were not written ({exc}); "
+                  f"`kernel resume {run_id}` writes them", file=sys.stderr)
+        return run_id
 
 
 def finished(trial) -> bool:

@@ -12,8 +12,10 @@ import sys
 def main(argv: list[str]) -> int:
     import kernel
 
+    from .command import quiet_optuna
     from .study import Tuner
 
+    quiet_optuna()
     spec = json.loads(argv[0])
     try:
         workflow = kernel.Workflow.from_file(spec["file"])
