@@ -23,6 +23,8 @@ CASES = [
     ("audio_pipeline.py", ["--clips", "12", "--repeats", "1"], "by hand, cached resampler"),
     ("text_pipeline.py", ["--copies", "1", "--repeats", "1"], "target: ratio >= 0.95"),
     ("dashboard.py", ["--runs", "6", "--epochs", "3", "--repeat", "1"], "GET /api/state over HTTP"),
+    ("tuning.py", ["--trials", "3", "--seeds", "0", "--epochs", "2", "--samples", "200", "--overhead-trials", "2",
+                   "--rounds", "1"], "target (overhead): ratio <= 1.05"),
 ]
 
 
