@@ -114,8 +114,13 @@ def print_results(tuner, study, overrides: Path | None = None):
                       short_run(t.user_attrs.get("run")))
     console.print(table)
     if overrides is not None:
+        import shlex
+
+        source = tuner.workflow.source or "WORKFLOW.toml"
+        sets = " ".join(f"--set {shlex.quote(f'{path}={toml_value(value)}')}" for path, value in sampled_values(best).items())
         print(f"best values written to {overrides}\n"
-              f"reproduce: kernel run {tuner.workflow.source or 'WORKFLOW.toml'} --set-file {overrides}")
+              f"reproduce: kernel run {source} --set-file {overrides}\n"
+              f"       or: kernel run {source} {sets}")
 
 
 def short_run(run_id) -> str:

@@ -35,6 +35,7 @@ def test_tune_prints_the_best_trial_and_its_overrides_reproduce_its_score_exactl
     best = study.best_trial
     overrides = home / "studies" / "tiny.best.toml"
     assert f"reproduce: kernel run tiny.toml --set-file {overrides}" in tuned.stdout
+    assert f"or: kernel run tiny.toml --set trainer.optimizer.lr={best.params['trainer.optimizer.lr']!r}" in tuned.stdout
     text = overrides.read_text()
     assert f'"trainer.optimizer.lr" = {best.params["trainer.optimizer.lr"]!r}' in text
 
