@@ -224,6 +224,11 @@ class Tuner:
         except KernelError as exc:  # these values make a workflow that cannot run
             trial.set_user_attr(FAILED, str(exc))
             raise TrialFailed(str(exc)) from None
+        except KeyboardInterrupt:  # Optuna marks the trial failed; it still names its (resumable) run
+            run_id = self.run_of(trial.number)
+            if run_id:
+                trial.set_user_attr("run", run_id)
+            raise
         run = Run.open(results.runs[0].dir)
         trial.set_user_attr("run", run.id)
         if pruning.missing is not None:
@@ -240,6 +245,13 @@ class Tuner:
             trial.set_user_attr(FAILED, f"no finite {self.monitor} was logged")
             raise TrialFailed(f"no finite {self.monitor} was logged")
         return value
+
+    def run_of(self, number: int) -> str | None:
+        """The id of this study's run of trial ``number`` in this workspace, if it was created."""
+        for info in self.store.list(workflow=self.workflow.name):
+            if info.get("study") == self.name and info.get("trial") == number:
+                return info["id"]
+        return None
 
     def is_surplus(self, trial) -> bool:
         from optuna.trial import TrialState

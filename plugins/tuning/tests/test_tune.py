@@ -177,3 +177,31 @@ def test_every_named_sampler_runs_a_study(home, sampler):
     study = wf.tune(trials=2, study=f"s-{sampler}")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert type(study.sampler).__name__.lower().startswith(sampler)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_study_and_the_trial_names_its_resumable_run(home):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    write(home)
+    command = [str(Path(sys.executable).with_name("kernel")), "tune", "tiny.toml", "--quiet",
+               "--set", "trainer.epochs=500", "--set", "dataset.num_samples=2000"]
+    proc = subprocess.Popen(command, cwd=home, env={**os.environ, "KERNEL_HOME": str(home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(r["status"] == "running" and r.get("epochs_done", 0) >= 1 for r in runs_of(home)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "`kernel tune tiny.toml` continues study 'tiny'" in err and "kernel resume" in err
+    (trial,) = study_of(home).trials
+    (run,) = runs_of(home)
+    assert trial.state.name == "FAIL" and trial.user_attrs["run"] == run["id"]
+    assert run["status"] == "interrupted" and (run["study"], run["trial"]) == ("tiny", 0)
