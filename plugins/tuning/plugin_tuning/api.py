@@ -12,8 +12,7 @@ def tune(workflow, trials: int | None = None, timeout: float | None = None, stud
     """
     from .study import Tuner
 
-    tuner = Tuner(workflow, trials=trials, timeout=timeout, study=study, storage=storage, quiet=quiet,
-                  workspace=workspace)
+    tuner = Tuner(workflow, trials=trials, timeout=timeout, study=study, storage=storage, workspace=workspace)
     tuner.resolve().open()
     if quiet:
         tuner.work()

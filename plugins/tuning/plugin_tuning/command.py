@@ -53,7 +53,7 @@ def tune_cmd(args):
     if args.workers < 1:
         raise kernel.KernelError(f"--workers must be 1 or more, not {args.workers}")
     tuner = Tuner(workflow, trials=args.trials, timeout=args.timeout, study=args.study, storage=args.storage,
-                  quiet=args.quiet, catalog=kernel.get_catalog(tuple(args.disabled)))
+                  catalog=kernel.get_catalog(tuple(args.disabled)))
     if args.show:
         return show(tuner, args.json)
     if args.workers > 1:

@@ -122,14 +122,13 @@ class Tuning:
     def _direction_problems(self, workflow) -> list:
         from kernel import mode_for
 
-        monitor = self.monitor
         trainer = workflow.trainer.params
-        if monitor == "auto":
-            monitor = trainer.get("monitor") if trainer.get("monitor") not in (None, "auto") else None
-        if self.direction == "auto" or monitor is None:
+        explicit = self.monitor != "auto"
+        monitor = self.monitor if explicit else trainer.get("monitor")
+        if self.direction == "auto" or monitor in (None, "auto"):
             return []
-        mode = mode_for(monitor) if self.monitor != "auto" or trainer.get("mode") in (None, "auto") \
-            else trainer["mode"]
+        # the trainer's own mode is its word on its own monitor; any other metric goes by its name
+        mode = trainer["mode"] if not explicit and trainer.get("mode") in ("min", "max") else mode_for(monitor)
         wanted = "maximize" if mode == "max" else "minimize"
         if self.direction != wanted:
             return [("tuning.direction", f"{self.direction!r} contradicts the monitor {monitor}, which is better "

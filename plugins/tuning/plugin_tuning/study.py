@@ -56,7 +56,7 @@ class Tuner:
     """One worker of one study over one workflow."""
 
     def __init__(self, workflow, *, trials=None, timeout=None, study=None, storage=None, seed_offset: int = 0,
-                 quiet: bool = False, workspace=None, catalog=None):
+                 workspace=None, catalog=None):
         import kernel
 
         from .section import Tuning
@@ -74,7 +74,7 @@ class Tuner:
                 raise KernelError(f"--{name} must be above 0, not {value}")
         self.trials = trials or self.section.trials
         self.timeout = timeout if timeout is not None else self.section.timeout
-        self.workflow, self.quiet = workflow, quiet
+        self.workflow = workflow
         self.index = self.section.model_index(workflow)
         self.name = study or self.section.study or workflow.name
         self.store = kernel.RunStore(workspace)
@@ -82,7 +82,6 @@ class Tuner:
         self.url = storage or self.section.storage or default_url(self.workspace)
         self.seed = (self.section.seed if self.section.seed is not None else workflow.seed) + seed_offset
         self.data = None
-        self._plan = None
 
     # -- the study ---------------------------------------------------------------------------
     def resolve(self):
@@ -131,11 +130,8 @@ class Tuner:
     def _check_monitor(self, plan, monitor: str):
         """A trainer that takes a ``monitor`` says whether it measures this one (else the first
         epoch of the first trial does)."""
-        import kernel
-
-        catalog = kernel.get_catalog()
-        comp = catalog.get(self.workflow.trainer.use, "trainer")
-        if "monitor" not in {p.name for p in catalog.params(comp)}:
+        comp = self.catalog.get(self.workflow.trainer.use, "trainer")
+        if "monitor" not in {p.name for p in self.catalog.params(comp)}:
             return
         trainer = plan.build({"use": self.workflow.trainer.use,
                               "params": {**self.workflow.trainer.params, "monitor": monitor}}, "trainer")
@@ -204,7 +200,6 @@ class Tuner:
 
     def objective(self, trial):
         import optuna
-        from kernel import Run
 
         from .space import sample
 
@@ -229,7 +224,7 @@ class Tuner:
             if run_id:
                 trial.set_user_attr("run", run_id)
             raise
-        run = Run.open(results.runs[0].dir)
+        run = results.runs[0]  # read back from its folder by the runner once it ended
         trial.set_user_attr("run", run.id)
         if pruning.missing is not None:
             raise KernelError(f"tuning.monitor: {self.monitor!r} is not measured by the trainer; the runs log "

@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
         if overrides:
             workflow = workflow.with_overrides(overrides)
         tuner = Tuner(workflow, trials=spec["trials"], timeout=spec["timeout"], study=spec["study"],
-                      storage=spec["storage"], seed_offset=spec["seed_offset"], quiet=True,
+                      storage=spec["storage"], seed_offset=spec["seed_offset"],
                       catalog=kernel.get_catalog(tuple(spec["disabled"])))
         tuner.resolve().open()
         tuner.work()
