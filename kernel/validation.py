@@ -65,6 +65,9 @@ def check_section(catalog: Catalog, workflow, name: str, table: dict, problems: 
         message = type_problem(param.annotation, value)
         if message:
             problems.append((f"{name}.{key}", message))
+    for param in known.values():
+        if param.required and param.name not in table:
+            problems.append((f"{name}.{param.name}", "required setting is missing"))
     if len(problems) > before:
         return
     try:

@@ -69,6 +69,11 @@ def test_a_bad_setting_is_located(settings, location, message):
     assert [loc for loc, _ in found] == [location] and message in found[0][1], found
 
 
+def test_a_table_without_its_required_space_is_a_located_problem():
+    with pytest.raises(kernel.WorkflowError, match="tuning.space: required setting is missing"):
+        kernel.Workflow(**WORKFLOW, tuning={"trials": 3}).validate_components()
+
+
 def test_a_table_nobody_owns_and_a_loose_value_are_unknown_settings():
     with pytest.raises(kernel.WorkflowError, match="tunning: unknown setting \\(did you mean 'tuning'"):
         kernel.Workflow(**WORKFLOW, tunning={"space": {}}).validate_components()
