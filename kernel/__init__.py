@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pluggy
 
-from .component import KINDS, Artifact, Component, Media, Report, Section
+from .component import KINDS, Artifact, Component, Kind, Media, Report, Section
 from .errors import KernelError, WorkflowError, did_you_mean
 from .figures import figure_to_image, pyplot
 
@@ -31,6 +31,8 @@ _LAZY = {
     "resolve_target": "kernel.catalog",
     "run_analyzers": "kernel.artifacts",
     "render_sample": "kernel.artifacts",
+    "choose_renderer": "kernel.rendering",
+    "as_media": "kernel.rendering",
     "write_samples": "kernel.artifacts",
     "forward": "kernel.data",
     "mode_for": "kernel.metric_mode",
@@ -62,5 +64,5 @@ def __getattr__(name: str):
 
 #: the public API: plugins import these names from ``kernel`` and nothing from its modules
 #: (docs/plugin-guide.md documents each; tests/test_public_api.py holds both to it)
-__all__ = ["KINDS", "Artifact", "Component", "Media", "Report", "Section", "KernelError", "WorkflowError", "did_you_mean", "figure_to_image",
+__all__ = ["KINDS", "Artifact", "Component", "Kind", "Media", "Report", "Section", "KernelError", "WorkflowError", "did_you_mean", "figure_to_image",
            "pyplot", "hookimpl", "get_catalog", "create", *_LAZY]

@@ -16,18 +16,18 @@ from .component import KINDS, Component
 from .errors import KernelError, did_you_mean
 from .plugins import PluginSet, load_plugins
 
-PLURALS = {kind + "s": kind for kind in KINDS}
 
-
-def normalize_kind(kind: str) -> str:
-    """'models' or 'model' -> 'model'; anything else is a KernelError with a suggestion."""
+def normalize_kind(kind: str, kinds=KINDS) -> str:
+    """'models' or 'model' -> 'model', among ``kinds`` (a catalog's ``kinds``: the built-in ones and
+    those plugins declare); anything else is a KernelError with a suggestion."""
     kind = kind.lower()
-    if kind in KINDS:
+    plurals = {k + "s": k for k in kinds}
+    if kind in kinds:
         return kind
-    if kind in PLURALS:
-        return PLURALS[kind]
-    raise KernelError(f"unknown kind {kind!r}{did_you_mean(kind, list(PLURALS))}; "
-                      f"kinds are: {', '.join(PLURALS)}")
+    if kind in plurals:
+        return plurals[kind]
+    raise KernelError(f"unknown kind {kind!r}{did_you_mean(kind, list(plurals))}; "
+                      f"kinds are: {', '.join(plurals)}")
 
 
 @dataclass
@@ -61,11 +61,19 @@ class Catalog:
         self.components: dict[str, Component] = {}
         self.conflicts: dict[str, list[str]] = {}
         for kind in KINDS:
-            for plugin, result in plugins.call_each(f"kernel_{kind}s"):
-                try:
-                    self._add_all(kind, plugin, result)
-                except Exception as exc:
-                    plugins.mark_broken(plugin, f"hook kernel_{kind}s returned {exc}", traceback.format_exc())
+            self._collect(kind)
+        #: every kind of component: the built-in ones, then those loaded plugins declare (kernel_kinds);
+        #: read after the built-in kinds, since a plugin found broken meanwhile takes its kinds with it
+        self.kinds: tuple[str, ...] = plugins.kinds
+        for kind in self.kinds[len(KINDS):]:
+            self._collect(kind)
+
+    def _collect(self, kind: str):
+        for plugin, result in self.plugins.call_each(f"kernel_{kind}s"):
+            try:
+                self._add_all(kind, plugin, result)
+            except Exception as exc:
+                self.plugins.mark_broken(plugin, f"hook kernel_{kind}s returned {exc}", traceback.format_exc())
 
     def _add_all(self, kind: str, plugin: str, result):
         items = list(result or [])
@@ -86,7 +94,7 @@ class Catalog:
         return sorted(n for n, c in self.components.items() if kind is None or c.kind == kind)
 
     def list(self, kind: str | None = None, tag: str | None = None) -> list[Component]:
-        kind = normalize_kind(kind) if kind else None
+        kind = normalize_kind(kind, self.kinds) if kind else None
         return [self.components[n] for n in self.names(kind)
                 if tag is None or tag in self.components[n].tags]
 

@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 
+from .component import KINDS
 from .errors import KernelError, debugging, did_you_mean
 
 
@@ -23,6 +24,7 @@ class CLI:
         self.parsers: dict[str, argparse.ArgumentParser] = {}
         self.fields: dict[str, tuple[str, str]] = {}  # run.json field -> (plugin, help)
         self.plugin = ""
+        self.kinds: tuple[str, ...] = KINDS  # every kind of component, the plugins' own too (for help texts)
 
     def command(self, name: str, target: str, help: str = "", description: str | None = None):
         """Add ``kernel NAME``; returns its argparse parser for the plugin to add arguments to."""
@@ -160,6 +162,7 @@ def build_parser(disabled):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     cli = CLI(sub)
     plugins = load_plugins(disabled)
+    cli.kinds = plugins.kinds
     caller = plugins.manager.hook.kernel_commands
     for impl in caller.get_hookimpls():
         if plugins.infos.get(impl.plugin_name) and plugins.infos[impl.plugin_name].status != "loaded":

@@ -5,6 +5,7 @@ Both are plain data; nothing here imports torch, so listing the catalog stays ch
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
@@ -38,6 +39,37 @@ class Component:
         if not (callable(self.target) or (isinstance(self.target, str) and self.target)):
             raise TypeError(f"Component {self.name!r}: target must be 'module:attr' or a callable")
         object.__setattr__(self, "tags", tuple(self.tags))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of component a plugin declares (hook ``kernel_kinds``), filled by any plugin through
+    its own hook ``kernel_<name>s`` exactly as the built-in kinds are (``kernel_models``).
+
+    ``name`` is singular and lowercase (``"attribution"``: hook ``kernel_attributions``); ``doc``
+    documents that hook: what a component's target returns. ``check`` (``"module:function"`` or a
+    callable, optional) is ``check(obj) -> list[str]``: the problems ``kernel check-plugin`` reports
+    for an object a component of this kind built. ``plugin`` is filled in by the kernel.
+    """
+
+    name: str
+    doc: str
+    check: Union[str, Callable[[Any], list], None] = None
+    plugin: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            raise ValueError(f"Kind name must be a lowercase identifier in the singular ('attribution'), "
+                             f"not {self.name!r}")
+        if not isinstance(self.doc, str) or not self.doc.strip():
+            raise ValueError(f"Kind {self.name!r}: doc must say what a component's target returns")
+        if not (self.check is None or callable(self.check) or (isinstance(self.check, str) and ":" in self.check)):
+            raise ValueError(f"Kind {self.name!r}: check must be 'module:function' or a callable, not {self.check!r}")
+
+    @property
+    def hook(self) -> str:
+        """The hook that fills this kind: ``kernel_<name>s``."""
+        return f"kernel_{self.name}s"
 
 
 @dataclass

@@ -62,12 +62,16 @@ def kernel_renderers():
     ``target(**params)`` returns an object with ``score(meta) -> float`` and
     ``render(tensor, context)`` returning a PIL image, HTML text or a ``kernel.Media`` (audio, say).
     ``meta`` is a dict describing one tensor of a
-    sample: ``shape`` (tuple, no batch dimension), ``dtype`` (str), ``role`` ("input", "target" or
-    "prediction"), ``tags`` (the dataset's tags) and ``classes``. ``context`` is a dict with the
-    other tensors of the sample (``input``, ``target``, ``prediction``), the data ``facts`` and
-    ``normalize`` when a normalisation is known. For each tensor the kernel picks the renderer
-    with the highest score across all plugins, ties broken by a fixed rule (kernel.rendering);
-    0 means "cannot render this".
+    sample: ``shape`` (tuple, no batch dimension), ``dtype`` (str), ``role`` ("input", "target",
+    "prediction" or "attribution"), ``tags`` (the dataset's tags) and ``classes``. ``context`` is a
+    dict with the other tensors of the sample (``input``, ``target``, ``prediction``), the data
+    ``facts`` and ``normalize`` when a normalisation is known. An attribution (how much each part of
+    the input counted for the model's output) also has ``input_shape`` and ``input_dtype`` in
+    ``meta`` (the sample's model input), and ``attribution``, ``explained`` (the class index it
+    explains), ``method`` (the attribution method's name) and ``layer`` (None, or the layer's dotted
+    name) in ``context``; a renderer not meant for attributions scores them 0. For each tensor the
+    kernel picks the renderer with the highest score across all plugins, ties broken by a fixed rule
+    (kernel.rendering); 0 means "cannot render this".
     """
 
 
@@ -146,13 +150,31 @@ def kernel_sections():
 
 
 @hookspec
+def kernel_kinds():
+    """Return the kinds of component the plugin declares, as a list of ``kernel.Kind``.
+
+    ``Kind("attribution", doc="...", check="module:function")`` adds the hook
+    ``kernel_attributions()`` (the name and ``s``), which any plugin implements like
+    ``kernel_models()``: it takes no argument and returns a list of ``Component``. ``doc`` is that
+    hook's documentation. The catalog, ``kernel list``, ``kernel show`` and ``kernel check-plugin``
+    treat the kind like the built-in ones; ``check(obj) -> list[str]`` (optional) returns the
+    problems of an object a component of the kind built. A name that is a built-in kind, another
+    plugin's kind or a hook of the kernel marks the declaring plugin broken; an implementation of the
+    new hook that takes arguments marks its own plugin broken. A kind whose plugin is disabled or
+    broken does not exist.
+    """
+
+
+@hookspec
 def kernel_methods():
     """Return methods the plugin adds to the kernel's Python objects, as a dict
-    ``{"Workflow.tune": "module:function"}``.
+    ``{"Workflow.tune": "module:function", "LoadedRun.explain": "module:function"}``.
 
     ``workflow.tune(**options)`` then imports the target on first use and calls it as
-    ``function(workflow, **options)``. Only ``Workflow`` takes methods; a name the class has
-    already, or that two plugins claim, is refused (the second plugin is reported broken).
+    ``function(workflow, **options)``; ``kernel.load(run).explain(**options)`` calls
+    ``function(loaded_run, **options)``. Only ``Workflow`` and ``LoadedRun`` take methods; a name the
+    class has already (a method, a field, an attribute), or that two plugins claim, is refused (the
+    second plugin is reported broken).
     """
 
 

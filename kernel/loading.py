@@ -18,7 +18,20 @@ from .store import Run, RunStore
 
 
 class LoadedRun:
-    """``.model`` (eval mode), ``.transforms``, ``.facts``, ``.classes``, ``.info`` (run.json), ``.run``."""
+    """``.model`` (eval mode), ``.transforms``, ``.facts``, ``.classes``, ``.info`` (run.json), ``.run``;
+    plugins add methods (hook ``kernel_methods``: ``"LoadedRun.explain"``)."""
+
+    # what __init__ sets, named here so that no plugin's method can shadow it (kernel.methods)
+    run: Run
+    info: dict
+    allowance: object
+    facts: dict
+    classes: list | None
+    checkpoint: str
+    model: object
+    transforms: list
+    collate_fn: object
+    _plan: object
 
     def __init__(self, run: Run, checkpoint: str | None = None, allowance=None):
         from .allowed_imports import AllowedImports, check_spec, enforcing
@@ -65,6 +78,16 @@ class LoadedRun:
                 t.load_state_dict(saved)
         self.collate_fn = collate_from(None, self.transforms)
         self._plan = None
+
+    def __getattr__(self, name: str):
+        # only reached when nothing else has the name: then a method a plugin adds (hook kernel_methods).
+        # A private name fails at once: before __init__ has set it (unpickling, copying) it is missing,
+        # and looking it up among the plugins would load the catalog, or recurse
+        if name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        from .methods import plugin_method
+
+        return plugin_method(self, "LoadedRun", name)
 
     def __repr__(self):
         return f"LoadedRun({self.run.id!r}, model={type(self.model).__name__}, checkpoint={self.checkpoint!r})"

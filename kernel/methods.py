@@ -1,5 +1,6 @@
 """Methods that plugins add to the kernel's Python objects (hook ``kernel_methods``):
-``workflow.tune(trials=20)`` is plugin-tuning's ``tune(workflow, trials=20)``.
+``workflow.tune(trials=20)`` is plugin-tuning's ``tune(workflow, trials=20)``, and
+``kernel.load(run).explain(...)`` a plugin's ``explain(loaded_run, ...)``.
 
 The kernel knows no such method itself; a name is looked up here only when the object has no
 attribute of that name, and its target is imported on first use.
@@ -10,8 +11,8 @@ import functools
 
 from .errors import did_you_mean
 
-#: the classes that take methods, and the attributes they have already (a plugin cannot shadow them)
-OWNERS = ("Workflow",)
+#: the classes that take methods (a plugin cannot shadow an attribute they have already, see _has)
+OWNERS = ("Workflow", "LoadedRun")
 
 
 def methods(catalog) -> dict[str, tuple[str, object]]:
@@ -31,17 +32,27 @@ def methods(catalog) -> dict[str, tuple[str, object]]:
     return found
 
 
-def _problem(result, found: dict) -> str:
-    from .workflow import Workflow
+def _has(owner: str, name: str) -> bool:
+    """Whether the class has the name already: an attribute of its own, or one its instances get
+    (a workflow's pydantic fields, what LoadedRun.__init__ sets, which the class annotates)."""
+    if owner == "Workflow":
+        from .workflow import Workflow
 
+        return hasattr(Workflow, name) or name in Workflow.model_fields
+    from .loading import LoadedRun
+
+    return hasattr(LoadedRun, name) or name in LoadedRun.__annotations__
+
+
+def _problem(result, found: dict) -> str:
     if not isinstance(result, dict):
         return f"returned {type(result).__name__}, not a dict {{'Workflow.name': 'module:function'}}"
     for key, target in result.items():
         owner, _, name = str(key).partition(".")
-        if owner not in OWNERS or not name.isidentifier():
-            return f"{key!r} is not 'Workflow.<name>' (only Workflow takes methods)"
-        if hasattr(Workflow, name) or name in Workflow.model_fields:
-            return f"{key!r}: Workflow has {name!r} already"
+        if owner not in OWNERS or not name.isidentifier() or name.startswith("_"):
+            return f"{key!r} is not 'Workflow.<name>' or 'LoadedRun.<name>' (only these take methods)"
+        if _has(owner, name):
+            return f"{key!r}: {owner} has {name!r} already"
         if key in found:
             return f"{key!r} is already added by plugin {found[key][0]!r}"
         if not (callable(target) or (isinstance(target, str) and ":" in target)):

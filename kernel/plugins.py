@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field
+import types
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 
 import pluggy
 
 from . import hookspecs
+from .component import KINDS, Kind
 
 GROUP = "kernel"
 BUILTIN = "kernel"
@@ -30,6 +32,7 @@ class PluginInfo:
     error: str = ""
     details: str = ""  # the traceback of the error, for --debug
     components: int = 0
+    kinds: list = field(default_factory=list)  # the names of the kinds of component it declares
 
 
 @dataclass
@@ -38,6 +41,13 @@ class PluginSet:
 
     manager: pluggy.PluginManager
     infos: dict[str, PluginInfo] = field(default_factory=dict)
+    declared: dict[str, Kind] = field(default_factory=dict)  # the kinds plugins declare, by name
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Every kind of component, built-in first; a declared kind only while its plugin is loaded."""
+        return KINDS + tuple(name for name, kind in self.declared.items()
+                             if self.infos[kind.plugin].status == "loaded")
 
     def call_each(self, hook_name: str, **kwargs):
         """Call a hook on every plugin separately, yielding ``(plugin name, result)``.
@@ -58,6 +68,65 @@ class PluginSet:
                                  traceback.format_exc())
                 continue
             yield name, result
+
+    def declare_kinds(self):
+        """Each plugin's ``kernel_kinds``: a hook spec per new kind, so that other plugins fill it
+        (as pytest's ``pytest_addhooks``). Called once every plugin is registered."""
+        for plugin, result in self.call_each("kernel_kinds"):
+            problem, kinds = self._kind_problem(result)
+            if problem:
+                self.mark_broken(plugin, f"hook kernel_kinds: {problem}")
+                continue
+            for kind in kinds:
+                kind = self.declared[kind.name] = replace(kind, plugin=plugin)
+                self.infos[plugin].kinds.append(kind.name)
+                self._add_spec(kind)
+
+    def _kind_problem(self, result) -> tuple[str, list]:
+        """What is wrong with what a plugin's ``kernel_kinds`` returned ("" when nothing), and its kinds."""
+        if not isinstance(result, (list, tuple)) or not all(isinstance(k, Kind) for k in result):
+            return f"returned {result!r}, not a list of kernel.Kind", []
+        owners = {**{name: "the kernel" for name in KINDS},
+                  **{name: f"plugin {kind.plugin!r}" for name, kind in self.declared.items()}}
+        for kind in result:
+            # a kind is also named by its plural (`kernel list attributions`): neither may be taken
+            taken = [n for n in owners if {n, n + "s"} & {kind.name, kind.name + "s"}]
+            if taken:
+                return (f"kind {kind.name!r} clashes with kind {taken[0]!r} of {owners[taken[0]]}; "
+                        f"give the kind another name"), []
+            caller = getattr(self.manager.hook, kind.hook, None)
+            if caller is not None and caller.has_spec():
+                return (f"kind {kind.name!r} would be filled by {kind.hook}, a hook of the kernel already; "
+                        f"give the kind another name"), []
+            owners[kind.name] = "this plugin (declared twice)"
+        return "", list(result)
+
+    def _add_spec(self, kind: Kind):
+        """The hook spec of a declared kind: ``kernel_<name>s()`` with the kind's doc, in a module of its own.
+
+        pluggy checks the implementations registered before the spec existed, but stops at the first
+        that does not fit; so each is first checked alone, and a plugin whose implementation takes
+        arguments is marked broken and unregistered before the spec is added.
+        """
+        def spec():
+            pass
+
+        spec.__name__ = spec.__qualname__ = kind.hook
+        spec.__doc__ = kind.doc
+        module = types.ModuleType(f"kernel.kinds.{kind.name}", f"The hook of kind {kind.name!r} (plugin {kind.plugin}).")
+        setattr(module, kind.hook, hookspecs.hookspec(spec))
+        caller = getattr(self.manager.hook, kind.hook, None)
+        for impl in list(caller.get_hookimpls()) if caller else []:
+            trial = pluggy.PluginManager(GROUP)
+            trial.add_hookspecs(module)
+            try:
+                trial.register(impl.plugin, name=impl.plugin_name)
+            except pluggy.PluginValidationError as exc:
+                why = (f"takes no argument, but this plugin's takes {', '.join(impl.argnames)}: define it as "
+                       f"{kind.hook}()") if impl.argnames else str(exc).splitlines()[-1]
+                self.mark_broken(impl.plugin_name, f"hook {kind.hook} (kind {kind.name!r} of plugin {kind.plugin}) {why}")
+                self.manager.unregister(name=impl.plugin_name)
+        self.manager.add_hookspecs(module)
 
     def mark_broken(self, name: str, error: str, details: str = ""):
         info = self.infos.setdefault(name, PluginInfo(name, name))
@@ -117,6 +186,7 @@ def load_plugins(disable: list[str] | tuple = ()) -> PluginSet:
             manager.register(obj, name=ep.name)
         except Exception as exc:  # import errors, typos in hookimpl names, anything
             plugins.mark_broken(ep.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    plugins.declare_kinds()
     return plugins
 
 

@@ -57,8 +57,15 @@ def as_media(rendered, who: str = "renderer") -> Media:
     if hasattr(rendered, "save") and hasattr(rendered, "mode"):  # a PIL image, without importing PIL
         import io
 
+        from PIL.PngImagePlugin import PngInfo
+
+        # text the renderer put in the image's info (the words a text picture drew) stays in the file
+        text = PngInfo()
+        for key, value in (getattr(rendered, "info", None) or {}).items():
+            if isinstance(key, str) and isinstance(value, str):
+                text.add_itxt(key, value)
         buf = io.BytesIO()
-        rendered.save(buf, format="PNG")
+        rendered.save(buf, format="PNG", pnginfo=text)
         return Media("image", buf.getvalue(), ".png")
     raise KernelError(f"{who} returned a {type(rendered).__name__}; a renderer returns a PIL image, "
                       f"HTML text or a kernel.Media")

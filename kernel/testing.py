@@ -19,6 +19,7 @@ model its ``"_model"`` names), in a temporary workspace, and its Result is valid
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib.util
 import inspect
 import json
@@ -92,6 +93,7 @@ class Checker:
         self.check_hook_module()
         self.check_hook_names()
         self.check_methods()
+        self.check_kinds()
         if info.status == "broken":
             self.add(self.name, f"the plugin is broken: {info.error}")
             return self.findings
@@ -109,9 +111,9 @@ class Checker:
                     self.add(comp, f"a plugin's workflow table is named after the plugin: call it {self.name!r}")
             elif not comp.name.startswith(prefix):
                 self.add(comp, f"component names are namespaced by the plugin: call it {prefix}...")
-        # datasets first: the other kinds are exercised on them
-        for comp in sorted(comps, key=lambda c: KINDS.index(c.kind)):
-            check = getattr(self, "check_" + comp.kind)
+        # datasets first: the other kinds are exercised on them; the kinds plugins declare come last
+        for comp in sorted(comps, key=lambda c: self.catalog.kinds.index(c.kind)):
+            check = getattr(self, "check_" + comp.kind) if comp.kind in KINDS else self.check_declared
             try:
                 target = self.catalog.target(comp)
             except KernelError as exc:
@@ -157,9 +159,10 @@ class Checker:
             return
         # isolated: run from an empty folder, with no current directory on sys.path, so that a folder
         # named `kernel` (or like the plugin's package) where the command runs cannot stand in for them
+        declared = ",".join(self.catalog.kinds[len(KINDS):])  # other plugins' kinds, which this one may fill
         with tempfile.TemporaryDirectory(prefix="kernel-probe-") as empty:
-            proc = subprocess.run([sys.executable, *SAFE_PATH, "-c", _PROBE, module, ",".join(HEAVY), KERNEL_HOME],
-                                  capture_output=True, text=True, timeout=300, cwd=empty)
+            proc = subprocess.run([sys.executable, *SAFE_PATH, "-c", _PROBE, module, ",".join(HEAVY), KERNEL_HOME,
+                                   declared], capture_output=True, text=True, timeout=300, cwd=empty)
         if proc.returncode != 0:
             lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
             self.add(self.name, f"importing {module} and calling its hooks failed: {lines[-1] if lines else '?'}")
@@ -176,10 +179,32 @@ class Checker:
         obj = self.catalog.plugins.manager.get_plugin(self.name)
         if obj is None:
             return
-        specs = [n for n in dir(hookspecs) if n.startswith("kernel_")]
+        specs = [n for n in dir(hookspecs) if n.startswith("kernel_")] + \
+            [f"kernel_{kind}s" for kind in self.catalog.kinds[len(KINDS):]]
         for caller in self.catalog.plugins.manager.get_hookcallers(obj) or []:
-            if caller.spec is None:
+            if caller.spec is not None:
+                continue
+            # a plural name like no hook's (all share "kernel_", so compare what follows) is most likely
+            # the hook of a kind some plugin declares, a plugin that is not loaded here
+            bare = caller.name.removeprefix("kernel_")
+            if bare != caller.name and bare.endswith("s") and \
+                    not difflib.get_close_matches(bare, [n.removeprefix("kernel_") for n in specs], cutoff=0.8):
+                kind = bare[:-1]
+                self.add(self.name, f"{caller.name} belongs to a kind {kind!r} that no loaded plugin declares "
+                                    f"(kernel_kinds), so it is never called; install or enable the plugin that "
+                                    f"declares it (see `kernel plugins`)", "warning")
+            else:
                 self.add(self.name, f"{caller.name} is not a hook{did_you_mean(caller.name, specs)}")
+
+    def check_kinds(self):
+        """The kinds the plugin declares: each check named by a string imports (else every component of the
+        kind fails its check)."""
+        for kind in self.catalog.plugins.declared.values():
+            if kind.plugin == self.name and kind.check is not None:
+                try:
+                    import_target(kind.check, f"the check of kind {kind.name!r}")
+                except KernelError as exc:
+                    self.add(self.name, f"kind {kind.name!r}: its check cannot be imported: {exc}")
 
     # -- data to exercise components on ------------------------------------------------------------
     def plan_for(self, comp: Component, models=None):
@@ -349,9 +374,14 @@ class Checker:
 
         tensors = {"input": x, "target": y}
         metas = [(meta_for(v, role, plan), v) for role, v in tensors.items() if _is_tensorlike(v)]
+        attribution = _attribution_like(x)
+        if attribution is not None:  # an explanation of the input, as an attribution method gives it
+            metas.append(({**meta_for(attribution, "attribution", plan), "input_shape": tuple(x.shape),
+                           "input_dtype": str(x.dtype).replace("torch.", "")}, attribution))
         metas += [(m, None) for m in probe_metas(self.catalog)]
         context = {**tensors, "facts": plan.data.facts, "classes": plan.data.classes,
-                   "normalize": plan.data.facts.get("normalize")}
+                   "normalize": plan.data.facts.get("normalize"), "attribution": attribution, "explained": 0,
+                   "method": "check", "layer": None}
         rendered = 0
         for meta, value in metas:
             try:
@@ -531,6 +561,26 @@ class Checker:
         if not isinstance(problems, list) or not all(isinstance(p, tuple) and len(p) == 2 for p in problems):
             self.add(comp, f"check(workflow) must return a list of (location, message), not {problems!r}")
 
+    def check_declared(self, comp):
+        """A component of a kind a plugin declares: built with its example or defaults, then the kind's
+        ``check(obj)`` (when it has one) returns the problems, each an error."""
+        kind = self.catalog.plugins.declared[comp.kind]
+        obj = self.catalog.target(comp)(**params_of(comp))
+        if kind.check is None:
+            return
+        who = f"the check of kind {kind.name!r} (plugin {kind.plugin})"
+        try:
+            problems = import_target(kind.check, who)(obj)
+        except Exception as exc:
+            self.add(comp, f"{who} raised {type(exc).__name__}: {exc}")
+            return
+        if not isinstance(problems, (list, tuple)) or not all(isinstance(p, str) for p in problems):
+            self.add(comp, f"{who} returned {problems!r}, not a list of problems (text); plugin "
+                           f"{kind.plugin} has to fix its check")
+            return
+        for problem in problems:
+            self.add(comp, problem)
+
     def check_methods(self):
         """The plugin's ``kernel_methods``: well formed (else the kernel marked it broken) and importable."""
         from .methods import methods
@@ -567,7 +617,11 @@ if importlib.util.find_spec("kernel") is None:  # the kernel runs from a checkou
 before = set(sys.modules)
 module = importlib.import_module(sys.argv[1])
 from kernel.component import KINDS
-for kind in KINDS:
+kinds = [*KINDS, *filter(None, sys.argv[4].split(","))]  # the kinds other plugins declare, then its own
+hook = getattr(module, "kernel_kinds", None)
+if callable(hook):
+    kinds += [kind.name for kind in hook()]
+for kind in kinds:
     hook = getattr(module, f"kernel_{kind}s", None)
     if callable(hook):
         hook()
@@ -739,6 +793,15 @@ def _accepts(fn, count: int) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _attribution_like(x):
+    """Signed floats shaped like the input ``x`` (a tensor), or None when ``x`` is no tensor."""
+    import torch
+
+    if not isinstance(x, torch.Tensor) or x.ndim == 0:
+        return None
+    return torch.linspace(-1, 1, x.numel()).reshape(x.shape)
 
 
 def _is_tensorlike(value) -> bool:

@@ -115,9 +115,9 @@ class Workflow(BaseModel):
     @field_validator("renderers")
     @classmethod
     def _roles(cls, value):
-        bad = set(value) - {"input", "target", "prediction"}
+        bad = set(value) - {"input", "target", "prediction", "attribution"}
         if bad:
-            raise ValueError(f"roles are input, target and prediction, not {', '.join(sorted(bad))}")
+            raise ValueError(f"roles are input, target, prediction and attribution, not {', '.join(sorted(bad))}")
         return value
 
     # -- making ------------------------------------------------------------------------------

@@ -87,6 +87,22 @@ def test_unknown_names_suggest_the_closest():
     with pytest.raises(KernelError, match="unknown kind 'modles'.*did you mean 'models'"):
         normalize_kind("modles")
     assert normalize_kind("models") == normalize_kind("model") == "model"
+    # a catalog's kinds include those plugins declare (kernel_kinds; tests/test_kinds.py has them)
+    kinds = (*kernel.KINDS, "scorer")
+    assert normalize_kind("Scorers", kinds) == normalize_kind("scorer", kinds) == "scorer"
+    with pytest.raises(KernelError, match=r"unknown kind 'scorrer' \(did you mean 'scorers'\?\); kinds are: "
+                                          r"datasets, .*, sections, scorers$"):
+        normalize_kind("scorrer", kinds)
+    assert kernel.get_catalog().kinds[:len(kernel.KINDS)] == kernel.KINDS
+
+
+def test_the_generic_renderers_leave_attributions_to_the_plugins_that_make_them():
+    catalog = kernel.get_catalog()
+    meta = {"shape": (3, 8, 8), "dtype": "float32", "role": "attribution", "tags": (), "classes": ["a", "b", "c"],
+            "input_shape": (3, 8, 8), "input_dtype": "float32"}
+    for name in ("kernel.labels", "kernel.values"):
+        assert catalog.create(name).score(meta) == 0
+        assert catalog.create(name).score({**meta, "shape": (3,), "role": "prediction"}) > 0
 
 
 def test_import_paths_work_wherever_a_name_does():

@@ -521,15 +521,58 @@ def test_hook_kernel_sections(fake_plugin, cli, tmp_path):
     assert json.loads(cli("check-plugin", "notes", "--json", env=env).stdout)["findings"] == []
 
 
+KINDS_DECLARED = """
+from kernel import Component, Kind, hookimpl
+
+def check_lexicon(obj):
+    return [f"term {term!r} has no definition" for term, text in obj.items() if not text]
+
+def terms(extra: str = ""):
+    return {"epoch": "one pass over the training split", **({extra: ""} if extra else {})}
+
+@hookimpl
+def kernel_kinds():
+    return [Kind("lexicon", doc="Return the lexicons the plugin offers: target(**params) returns a dict "
+                                 "term -> definition.", check=check_lexicon)]
+
+@hookimpl
+def kernel_lexicons():
+    return [Component("kkinds.terms", "ktest_kkinds_plugin:terms", summary="terms of training"),
+            Component("kkinds.gaps", "ktest_kkinds_plugin:terms", example={"extra": "fold"})]
+"""
+
+
+def test_hook_kernel_kinds(fake_plugin, cli):
+    """A declared kind gets a hook spec documented by its doc, taking no argument; the catalog lists
+    its components with the kind after the built-in ones; check-plugin runs the kind's check."""
+    env = fake_plugin("kkinds", KINDS_DECLARED)
+    assert in_kernel(env, """
+        import inspect, kernel
+        catalog = kernel.get_catalog()
+        spec = catalog.plugins.manager.hook.kernel_lexicons.spec
+        print(json.dumps([inspect.getdoc(spec.function), spec.argnames, list(catalog.kinds[:10]) == list(kernel.KINDS),
+                          "lexicon" in catalog.kinds[10:], catalog.plugins.declared["lexicon"].plugin,
+                          [c.name for c in catalog.list("lexicons")]]))""") \
+        == ["Return the lexicons the plugin offers: target(**params) returns a dict term -> definition.", [], True,
+            True, "kkinds", ["kkinds.gaps", "kkinds.terms"]]
+    assert cli("list", "lexicon", env=env).stdout.count("lexicon") == 2
+    found = json.loads(cli("check-plugin", "kkinds", "--json", env=env).stdout)["findings"]
+    assert found == [{"component": "kkinds.gaps", "kind": "lexicon", "message": "term 'fold' has no definition",
+                      "level": "error"}]
+
+
 METHODS = """
 from kernel import hookimpl
 
 def describe(workflow, prefix="workflow"):
     return f"{prefix} {workflow.name} with {len(workflow.models)} model(s)"
 
+def weights(loaded, scale=1):
+    return [loaded.checkpoint, scale * sum(p.numel() for p in loaded.model.parameters())]
+
 @hookimpl
 def kernel_methods():
-    return {"Workflow.describe_me": "ktest_meth_plugin:describe"}
+    return {"Workflow.describe_me": "ktest_meth_plugin:describe", "LoadedRun.weights": "ktest_meth_plugin:weights"}
 """
 
 CLASHING_METHODS = """
@@ -537,32 +580,55 @@ from kernel import hookimpl
 
 @hookimpl
 def kernel_methods():
-    return {"Workflow.run": "ktest_clash_plugin:run"}
+    return {"%s": "ktest_clash_plugin:run"}
 """
 
 
-def test_hook_kernel_methods(fake_plugin):
-    """A plugin's method is called on the workflow with the caller's arguments; an unknown one is
-    an AttributeError with a "did you mean"; a plugin that claims a name the class has is broken."""
+def test_hook_kernel_methods(fake_plugin, workspace):
+    """A plugin's method is called on the workflow, or on a loaded run, with the caller's arguments;
+    an unknown one is an AttributeError with a "did you mean"; a plugin that claims a name the class
+    has (a method, a field, an attribute its instances get) is broken."""
     env = fake_plugin("meth", METHODS)
     assert in_kernel(env, """
-        wf = Workflow(name="w", dataset="kernel.synthetic", models=["kernel.linear"])
+        import copy, kernel
+        wf = Workflow(name="w", dataset={"use": "kernel.synthetic", "params": {"num_samples": 32}},
+                      models=["kernel.linear"], trainer={"use": "kernel.supervised", "epochs": 1}, analyzers=[])
         try:
             wf.describe_mee
             missing = None
         except AttributeError as exc:
             missing = str(exc)
-        print(json.dumps([wf.describe_me(prefix="the workflow"), missing]))""") == [
-        "the workflow w with 1 model(s)", "'Workflow' object has no attribute 'describe_mee' (did you mean 'describe_me'?)"]
-    env = fake_plugin("clash", CLASHING_METHODS)
-    assert in_kernel(env, """
-        import kernel
-        from kernel.methods import methods
-        catalog = kernel.get_catalog()
-        table = methods(catalog)
-        info = catalog.plugins.infos["clash"]
-        print(json.dumps(["Workflow.run" in table, info.status, info.error]))""") == [
-        False, "broken", "hook kernel_methods: 'Workflow.run': Workflow has 'run' already"]
+        (run,) = wf.run(quiet=True, artifacts=False)
+        loaded = kernel.load(run.id)
+        size = sum(p.numel() for p in loaded.model.parameters())
+        try:
+            loaded.weigths
+        except AttributeError as exc:
+            missing_too = str(exc)
+        blank = type(loaded).__new__(type(loaded))  # as unpickling makes one: private names fail at once
+        try:
+            blank._plan
+        except AttributeError as exc:
+            private = str(exc)
+        print(json.dumps([wf.describe_me(prefix="the workflow"), missing, loaded.weights(scale=2) == ["best.pt", 2 * size],
+                          missing_too, private, copy.copy(loaded).checkpoint]))""") == [
+        "the workflow w with 1 model(s)", "'Workflow' object has no attribute 'describe_mee' (did you mean 'describe_me'?)",
+        True, "'LoadedRun' object has no attribute 'weigths' (did you mean 'weights'?)",
+        "'LoadedRun' object has no attribute '_plan'", "best.pt"]
+    not_owner = " is not 'Workflow.<name>' or 'LoadedRun.<name>' (only these take methods)"
+    for key, why in [("Workflow.run", ": Workflow has 'run' already"), ("Workflow.models", ": Workflow has 'models' already"),
+                     ("LoadedRun.predict", ": LoadedRun has 'predict' already"),
+                     ("LoadedRun.model", ": LoadedRun has 'model' already"),  # set by __init__, not on the class
+                     ("LoadedRun._plan", not_owner), ("Run.explain", not_owner)]:
+        env = fake_plugin("clash", CLASHING_METHODS % key)
+        assert in_kernel(env, """
+            import kernel
+            from kernel.methods import methods
+            catalog = kernel.get_catalog()
+            table = methods(catalog)
+            info = catalog.plugins.infos["clash"]
+            print(json.dumps([table.get("%s", ("",))[0], info.status, info.error]))""" % key) == [
+            "", "broken", f"hook kernel_methods: {key!r}{why}"]
 
 
 BAD_SUGGESTION = """

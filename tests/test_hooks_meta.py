@@ -19,7 +19,7 @@ DOCUMENTED = dict(re.findall(r"^## `(kernel_\w+)(\([^)]*\))`", (ROOT / "docs/hoo
 
 
 def test_the_hook_specs_are_found():
-    assert len(HOOKS) == 13 and "kernel_commands" in HOOKS and "kernel_sections" in HOOKS
+    assert len(HOOKS) == 14 and "kernel_commands" in HOOKS and "kernel_kinds" in HOOKS
 
 
 @pytest.mark.parametrize("hook", HOOKS)

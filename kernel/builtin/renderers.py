@@ -17,7 +17,7 @@ class Labels:
 
     def score(self, meta) -> float:
         shape, classes = tuple(meta["shape"]), meta.get("classes")
-        if meta["role"] == "input":
+        if meta["role"] in ("input", "attribution"):
             return 0.0
         if shape == () and "int" in meta["dtype"]:
             return 0.9
@@ -56,7 +56,9 @@ class Values:
     """Any tensor as a picture: a line for 1-D, a heat map for 2-D, a histogram otherwise."""
 
     def score(self, meta) -> float:
-        return 0.01  # the last resort: every other renderer wins when it can
+        # the last resort: every other renderer wins when it can. Not for attributions: a line or a
+        # histogram of one says nothing about the input; the plugin that makes them draws them
+        return 0.0 if meta.get("role") == "attribution" else 0.01
 
     def render(self, tensor, context):
         import torch

@@ -7,8 +7,7 @@ import json
 
 def register(cli):
     p = cli.command("list", "kernel.commands.catalog:list_cmd", help="list components, by kind and tag")
-    p.add_argument("kind", nargs="?", help="dataset(s), transform(s), model(s), renderer(s), analyzer(s), "
-                                           "metric(s), trainer(s), exporter(s) or callback(s)")
+    p.add_argument("kind", nargs="?", help="one of " + ", ".join(f"{k}(s)" for k in cli.kinds))
     p.add_argument("--tag", help="only components with this tag (e.g. classification)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = cli.command("show", "kernel.commands.catalog:show_cmd",
@@ -29,8 +28,8 @@ def _catalog(args):
 def list_cmd(args):
     from ..catalog import normalize_kind
 
-    kind = normalize_kind(args.kind) if args.kind else None
     cat = _catalog(args)
+    kind = normalize_kind(args.kind, cat.kinds) if args.kind else None
     comps = cat.list(kind, args.tag)
     if args.json:
         print(json.dumps([{"name": c.name, "kind": c.kind, "plugin": c.plugin, "summary": c.summary,
@@ -106,19 +105,28 @@ def plugins_cmd(args):
     conflicts = {name: [cat.plugins.distribution(p) for p in owners] for name, owners in cat.conflicts.items()}
     if args.json:
         print(json.dumps({"plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
-                                       "status": i.status, "error": i.error, "components": i.components}
+                                       "status": i.status, "error": i.error, "components": i.components,
+                                       "kinds": i.kinds}
                                       for i in infos], "conflicts": conflicts}, indent=2))
         return 0
     from ..console import console as make_console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("plugin", "distribution", "version", "status", "components", "error"):
+    columns = ["plugin", "distribution", "version", "status", "components", "error"]
+    declares = any(i.kinds for i in infos)
+    if declares:  # the column only when a plugin declares a kind of component (kernel_kinds)
+        columns.insert(5, "declares kinds")
+    for col in columns:
         table.add_column(col, overflow="fold")
     for i in infos:
         style = {"broken": "red", "disabled": "yellow"}.get(i.status, "")
-        table.add_row(i.name, i.distribution, i.version, f"[{style}]{i.status}[/]" if style else i.status,
-                      str(i.components) if i.status == "loaded" else "", i.error)
+        row = [i.name, i.distribution, i.version, f"[{style}]{i.status}[/]" if style else i.status,
+               str(i.components) if i.status == "loaded" else "", escape(i.error)]
+        if declares:
+            row.insert(5, ", ".join(i.kinds))
+        table.add_row(*row)
     console = make_console()
     console.print(table)
     for name, dists in conflicts.items():
