@@ -84,6 +84,9 @@ def kernel_renderers():
         Component("audio.spectrogram", r + "SpectrogramRenderer",
                   "Spectrogram in dB, axes in seconds and Hz (power, mel or complex STFT)",
                   tags=("audio",), example={"_dataset": {**DIGITS, "transforms": [{"use": "audio.Spectrogram"}]}}),
+        Component("audio.attribution", P + "attributions:AttributionSpectrogram",
+                  "A waveform's attribution over its spectrogram (time and frequency) and over time",
+                  tags=("audio",), example={"_dataset": DIGITS}),
     ]
 
 

@@ -101,7 +101,10 @@ def kernel_models():
 def kernel_renderers():
     return [Component("text.tokens", P + "renderers:Tokens",
                       "A text sample's tokens in boxes, unknown tokens in red", tags=("text",),
-                      example={"_dataset": NUMBERED})]
+                      example={"_dataset": NUMBERED}),
+            Component("text.attribution", P + "attributions:TokenAttributions",
+                      "A text's attribution: its words tinted red for the class, blue against; subwords merged",
+                      tags=("text",), example={"_dataset": NUMBERED})]
 
 
 @hookimpl

@@ -50,25 +50,32 @@ class Tokens:
 
 
 def draw(header: str, boxes) -> Image.Image:
+    """The header line, then each ``(token, kind)`` in a box of its kind's colours."""
+    return draw_boxes([header], [(token, *COLOURS[kind], None) for token, kind in boxes])
+
+
+def draw_boxes(header_lines, boxes) -> Image.Image:
+    """Header lines, then boxes ``(label, fill, ink, outline or None)`` flowed into lines of WIDTH."""
     font = ImageFont.load_default(size=14)
     small = ImageFont.load_default(size=12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line_h = 24
-    x, y = PAD, PAD + 22
+    x, y = PAD, PAD + 18 * len(header_lines) + 4
     placed = []
-    for token, kind in boxes:
+    for token, fill, ink, outline in boxes:
         label = token.replace("\n", "\\n") or " "
         w = int(probe.textlength(label, font=font)) + 8
         if x + w > WIDTH - PAD and x > PAD:
             x, y = PAD, y + line_h
-        placed.append((x, y, w, label, kind))
+        placed.append((x, y, w, label, fill, ink, outline))
         x += w + 4
     height = y + line_h + PAD
     image = Image.new("RGB", (WIDTH, height), "white")
     pen = ImageDraw.Draw(image)
-    pen.text((PAD, PAD), header, fill="#333333", font=small)
-    for x, y, w, label, kind in placed:
-        fill, ink = COLOURS[kind]
-        pen.rounded_rectangle((x, y, x + w, y + line_h - 4), radius=4, fill=fill)
+    for i, line in enumerate(header_lines):
+        pen.text((PAD, PAD + 18 * i), line, fill="#333333", font=small)
+    for x, y, w, label, fill, ink, outline in placed:
+        pen.rounded_rectangle((x, y, x + w, y + line_h - 4), radius=4, fill=fill, outline=outline,
+                              width=2 if outline else 0)
         pen.text((x + 4, y + 2), label, fill=ink, font=font)
     return image

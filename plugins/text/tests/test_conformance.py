@@ -10,5 +10,5 @@ def test_check_plugin_text_passes_with_nothing_unexercised(cli):
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["ok"], json.dumps(report["findings"], indent=1) + proc.stderr[-2000:]
     assert report["findings"] == []  # no error, and no warning that a component could not be exercised
-    assert report["plugin"] == "text" and report["components"] == 25
+    assert report["plugin"] == "text" and report["components"] == 26
 

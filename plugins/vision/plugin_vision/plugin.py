@@ -103,6 +103,9 @@ def kernel_renderers():
                   example={"_dataset": DIGITS32}),
         Component("vision.volume", r + "Volume", "3D and 4D tensors that are not images, as a montage of slices",
                   tags=("vision",), example={"_dataset": DIGITS32}),
+        Component("vision.attribution", P + "attributions:AttributionOverlay",
+                  "An image's attribution as a heat map over the image in grey: red for the class, blue against",
+                  tags=("vision",), example={"_dataset": DIGITS32}),
     ]
 
 

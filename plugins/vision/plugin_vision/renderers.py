@@ -77,6 +77,8 @@ class Bitmap:
 
     def score(self, meta) -> float:
         shape = tuple(meta["shape"])
+        if meta["role"] == "attribution":  # an attribution is not pixels: vision.attribution draws it
+            return 0.0
         if _is_image_shape(shape):
             return 0.9 if "vision" in meta.get("tags", ()) or meta["role"] == "input" else 0.6
         if len(shape) == 2 and meta["role"] == "input" and min(shape) >= 2 and "vision" in meta.get("tags", ()):
@@ -102,7 +104,7 @@ class Boxes:
 
     def score(self, meta) -> float:
         shape = tuple(meta["shape"])
-        if meta["role"] == "input":
+        if meta["role"] in ("input", "attribution"):
             return 0.0
         if len(shape) == 2 and shape[1] in (4, 5, 6) and "detection" in meta.get("tags", ()):
             return 0.95
@@ -140,7 +142,7 @@ class Masks:
 
     def score(self, meta) -> float:
         shape, dtype, tags = tuple(meta["shape"]), meta["dtype"], meta.get("tags", ())
-        if meta["role"] == "input":
+        if meta["role"] in ("input", "attribution"):
             return 0.0
         if len(shape) == 2 and ("int" in dtype or dtype == "bool") and min(shape) >= 2:
             return 0.95 if "segmentation" in tags else 0.5
@@ -173,6 +175,8 @@ class Volume:
 
     def score(self, meta) -> float:
         shape = tuple(meta["shape"])
+        if meta["role"] == "attribution":
+            return 0.0
         if len(shape) == 4 and min(shape[1:]) >= 1 and shape[-1] >= 2 and shape[-2] >= 2:
             return 0.7
         if len(shape) == 3 and not _is_image_shape(shape) and min(shape[1:]) >= 2:
