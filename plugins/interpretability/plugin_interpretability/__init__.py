@@ -1,0 +1,1 @@
+"""plugin-interpretability: Captum attributions for any trained kernel run."""
