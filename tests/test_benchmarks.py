@@ -25,7 +25,7 @@ CASES = [
     ("dashboard.py", ["--runs", "6", "--epochs", "3", "--repeat", "1"], "GET /api/state over HTTP"),
     ("tuning.py", ["--trials", "3", "--seeds", "0", "--epochs", "2", "--samples", "200", "--overhead-trials", "2",
                    "--rounds", "1"], "target (overhead): ratio <= 1.05"),
-    ("explain.py", ["--models", "vision.simple_cnn", "--batches", "4", "--steps", "5", "--reps", "1"],
+    ("explain.py", ["--models", "vision.simple_cnn", "--batches", "4", "--steps", "5", "--reps", "1", "--memory-batches"],
      "Captum by hand, plugin's internal batch"),
 ]
 

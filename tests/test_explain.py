@@ -311,13 +311,32 @@ def test_gradients_of_token_ids_and_a_missing_convolution_are_refused(trained, t
     assert proc.returncode == 2 and "interpret.grad_cam needs a convolution layer and the model (Mlp) has none" in proc.stderr
 
 
+def test_a_planted_link_where_explanations_go_is_refused_before_any_work(trained, tmp_path):
+    home, runs = trained
+    run_dir = copy_run(home, runs["spoken_digits"][0], "-linked")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run_dir / "artifacts").mkdir(exist_ok=True)
+    link = run_dir / "artifacts" / "explanations"
+    link.symlink_to(elsewhere)
+    proc = explain(home, run_dir.name, "--method", "saliency", "--samples", "1")
+    assert proc.returncode == 2 and f"{link} is a symbolic link" in proc.stderr
+    assert not any(elsewhere.iterdir())
+
+
+def copy_run(home, run_id: str, suffix: str) -> Path:
+    """A copy of a run under another id, without its explanations (to break it without touching the original)."""
+    source = home / "runs" / run_id
+    copy = home / "runs" / (run_id + suffix)
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("explanations"))
+    info = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**info, "id": copy.name}))
+    return copy
+
+
 def test_a_run_without_a_checkpoint_and_an_unknown_run_are_clear(trained):
     home, runs = trained
-    source = home / "runs" / runs["quickstart"][0]
-    broken = home / "runs" / (source.name + "-nockpt")
-    shutil.copytree(source, broken, ignore=shutil.ignore_patterns("explanations"))
-    info = json.loads((broken / "run.json").read_text())
-    (broken / "run.json").write_text(json.dumps({**info, "id": broken.name}))
+    broken = copy_run(home, runs["quickstart"][0], "-nockpt")
     shutil.rmtree(broken / "checkpoints")
     proc = explain(home, broken.name, "--method", "saliency")
     assert proc.returncode == 2 and f"run {broken.name} has no usable checkpoint" in proc.stderr

@@ -80,12 +80,38 @@ def _class_index(target, classes) -> int:
                       + (f"; classes: {', '.join(names[:20])}" if names else ""))
 
 
-def baseline_for(x: torch.Tensor, facts: dict) -> torch.Tensor:
-    """The "absent" input: zeros (the mean input, after a normalisation) or the padding token."""
-    if x.dtype.is_floating_point:
-        return torch.zeros_like(x)
-    pad = facts.get("padding_idx")
-    return torch.full_like(x, int(pad) if pad is not None else 0)
+#: the baselines a method's ``baseline`` parameter names
+BASELINES = ("zero", "blur", "uniform")
+
+
+def baseline_for(x: torch.Tensor, facts: dict, kind: str = "zero") -> torch.Tensor:
+    """The "absent" input a method compares with: ``zero`` (zeros: the mean input after a
+    normalisation; the padding id for tokens), ``blur`` (the input at an eighth of its resolution:
+    its shapes without their detail) or ``uniform`` (noise over the input's range, seeded)."""
+    if kind not in BASELINES:
+        raise KernelError(f"baseline {kind!r} is not one of {', '.join(BASELINES)}{did_you_mean(str(kind), BASELINES)}")
+    if not x.dtype.is_floating_point:
+        if kind != "zero":
+            raise KernelError(f"baseline {kind!r} needs floating-point inputs; token ids take the padding "
+                              f"token as their baseline (baseline \"zero\")")
+        pad = facts.get("padding_idx")
+        return torch.full_like(x, int(pad) if pad is not None else 0)
+    if kind == "uniform":
+        generator = torch.Generator(device=x.device).manual_seed(0)
+        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return x.amin() + noise * (x.amax() - x.amin())
+    if kind == "blur" and x.ndim >= 3:
+        spatial = tuple(x.shape[2:])
+        coarse = tuple(max(1, s // 8) for s in spatial)
+        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(len(spatial))
+        if mode:
+            pooled = torch.nn.functional.adaptive_avg_pool1d(x, coarse) if len(spatial) == 1 else (
+                torch.nn.functional.adaptive_avg_pool2d(x, coarse) if len(spatial) == 2 else
+                torch.nn.functional.adaptive_avg_pool3d(x, coarse))
+            return torch.nn.functional.interpolate(pooled, size=spatial, mode=mode, align_corners=False)
+    if kind == "blur":
+        raise KernelError(f"baseline 'blur' needs inputs with spatial axes (channels, ...); these are {tuple(x.shape[1:])}")
+    return torch.zeros_like(x)
 
 
 def auto_batch(forward: Forward, x: torch.Tensor, extra: tuple, budget: int | None = None) -> int:
@@ -137,7 +163,7 @@ def attribute_batch(model, inputs, method, target="predicted", labels=None, laye
         # Captum warns that the input does not require gradients: it sets that itself
         warnings.filterwarnings("ignore", message=".*require.*grad.*")
         warnings.filterwarnings("ignore", category=UserWarning, module="captum")
-        context = Context(baseline_for(x, facts), tuple(extra), hooked, batch, facts)
+        context = Context(baseline_for(x, facts, getattr(method, "baseline", "zero")), tuple(extra), hooked, batch, facts)
         raw = method.attribute(forward, x, targets, context)
     if isinstance(raw, tuple):
         raw = raw[0]

@@ -66,6 +66,12 @@ def build_method(catalog, name: str, params: dict | None = None):
         method = target(**params)
     except (TypeError, ValueError) as exc:
         raise KernelError(f"{name}: {exc}") from None
+    from .engine import BASELINES
+
+    baseline = getattr(method, "baseline", "zero")
+    if baseline not in BASELINES:
+        raise KernelError(f"--param baseline={baseline!r}: {name} takes one of {', '.join(BASELINES)}"
+                          f"{did_you_mean(str(baseline), BASELINES)}")
     resolved = {}
     if signature is not None:
         for key, p in signature.parameters.items():
@@ -140,12 +146,24 @@ class Explained:
 
     @property
     def folder(self) -> Path:
-        return self.loaded.run.artifacts / FOLDER / self.method
+        return folder_for(self.loaded.run, self.method)
+
+
+def folder_for(run, method: str) -> Path:
+    """``RUN/artifacts/explanations/METHOD``, refused when a part of it is a link: a run folder may
+    come from someone else, and a planted link would have the files written wherever it points."""
+    folder = run.artifacts / FOLDER / method
+    for part in (run.artifacts, run.artifacts / FOLDER, folder):
+        if part.is_symlink():
+            raise KernelError(f"{part} is a symbolic link; kernel explain writes only inside the run's own "
+                              f"folder: remove the link and explain again")
+    return folder
 
 
 def explain_run(loaded, catalog, method: str, params: dict, split: str, indices: list, target="predicted",
                 layer: str | None = None, run_checks: bool = True, render: bool = True) -> Explained:
     name, obj, resolved = build_method(catalog, method, params)
+    folder_for(loaded.run, name)  # a folder that cannot be written is said before the work, not after
     dataset = split_of(loaded, split)
     inputs, labels = batch_of(loaded, dataset, indices)
     facts = loaded.data.facts
@@ -180,7 +198,8 @@ def check(done: Explained, method, inputs, facts):
         if isinstance(perturbed, tuple):  # Captum hands the inputs over as a tuple, and wants one back
             return (explain_again(perturbed[0], target, additional_forward_args),)
         rest = tuple(additional_forward_args or ())
-        context = Context(baseline_for(perturbed, facts), rest, None, result.internal_batch_size, facts)
+        context = Context(baseline_for(perturbed, facts, getattr(method, "baseline", "zero")), rest, None,
+                          result.internal_batch_size, facts)
         with per_token(layer) as hooked:
             context.layer = hooked
             raw = method.attribute(forward, perturbed, target, context)
@@ -272,11 +291,11 @@ def write(done: Explained) -> Path:
     """The method's folder, written beside its place and renamed into it (replacing an older one)."""
     import torch
 
+    import tempfile
+
     final = done.folder
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir()
+    temp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))  # a new folder of its own
     try:
         for i, index in enumerate(done.indices):
             if done.pictures:

@@ -40,13 +40,18 @@ class IntegratedGradients:
         n_steps: points on the path (more: a closer integral, slower).
         method: Captum's rule for the integral: gausslegendre, riemann_trapezoid, riemann_middle, ...
         internal_batch_size: evaluations per forward pass; 0 chooses it from the model's memory use.
+        baseline: the absent input compared with: zero (zeros, the mean input after a normalisation;
+            the padding token for text), blur (the input at an eighth of its resolution) or uniform
+            (seeded noise over the input's range).
     """
 
     layer = None
     gradient = True
 
-    def __init__(self, n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int = 0):
+    def __init__(self, n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int = 0,
+                 baseline: str = "zero"):
         self.n_steps, self.method, self.internal_batch_size = n_steps, method, internal_batch_size
+        self.baseline = baseline
 
     def attribute(self, forward, x, target, context):
         from captum.attr import IntegratedGradients as IG
@@ -93,13 +98,16 @@ class DeepLift:
 
     Args:
         multiply_by_inputs: multiply by (input - baseline), a global attribution; false gives the local multipliers.
+        baseline: the absent input compared with: zero (zeros, the mean input after a normalisation;
+            the padding token for text), blur (the input at an eighth of its resolution) or uniform
+            (seeded noise over the input's range).
     """
 
     layer = None
     gradient = True
 
-    def __init__(self, multiply_by_inputs: bool = True):
-        self.multiply_by_inputs = multiply_by_inputs
+    def __init__(self, multiply_by_inputs: bool = True, baseline: str = "zero"):
+        self.multiply_by_inputs, self.baseline = multiply_by_inputs, baseline
 
     def attribute(self, forward, x, target, context):
         from captum.attr import DeepLift as DL
@@ -143,13 +151,16 @@ class Occlusion:
         window: the window's size per input axis (a list); by default about an eighth of each
             spatial axis for images and spectrograms, 1/40 of a signal's length, one token of a text.
         stride: the window's step per axis (a list); by default half the window.
+        baseline: the absent input compared with: zero (zeros, the mean input after a normalisation;
+            the padding token for text), blur (the input at an eighth of its resolution) or uniform
+            (seeded noise over the input's range).
     """
 
     layer = None
     gradient = False
 
-    def __init__(self, window: list | None = None, stride: list | None = None):
-        self.window, self.stride = window, stride
+    def __init__(self, window: list | None = None, stride: list | None = None, baseline: str = "zero"):
+        self.window, self.stride, self.baseline = window, stride, baseline
 
     def attribute(self, forward, x, target, context):
         from captum.attr import Occlusion as O
@@ -175,13 +186,16 @@ class FeatureAblation:
         region: the group's size per spatial axis (a list); by default the input is cut into an 8x8
             grid for images and spectrograms (all channels together), 50 segments for a signal,
             one group per token of a text or per value of a feature vector.
+        baseline: the absent input compared with: zero (zeros, the mean input after a normalisation;
+            the padding token for text), blur (the input at an eighth of its resolution) or uniform
+            (seeded noise over the input's range).
     """
 
     layer = None
     gradient = False
 
-    def __init__(self, region: list | None = None):
-        self.region = region
+    def __init__(self, region: list | None = None, baseline: str = "zero"):
+        self.region, self.baseline = region, baseline
 
     def attribute(self, forward, x, target, context):
         from captum.attr import FeatureAblation as FA

@@ -175,7 +175,29 @@ def test_unknown_method_parameters_are_named_with_a_suggestion():
     with pytest.raises(kernel.KernelError, match=r"has no parameter 'n_stepz' \(did you mean 'n_steps'\?\)"):
         build_method(kernel.get_catalog(), "integrated_gradients", {"n_stepz": 3})
     name, _, params = build_method(kernel.get_catalog(), "occlusion", {})
-    assert name == "interpret.occlusion" and params == {"window": None, "stride": None}
+    assert name == "interpret.occlusion" and params == {"window": None, "stride": None, "baseline": "zero"}
+    with pytest.raises(kernel.KernelError, match=r"takes one of zero, blur, uniform \(did you mean 'blur'\?\)"):
+        build_method(kernel.get_catalog(), "occlusion", {"baseline": "blurr"})
+
+
+def test_baselines_zero_blur_and_uniform(image_model):
+    from plugin_interpretability.engine import baseline_for
+
+    x = torch.randn(2, 3, 16, 16)
+    blur = baseline_for(x, {}, "blur")
+    assert blur.shape == x.shape and blur.std() < x.std()  # the shapes without their detail
+    assert torch.allclose(blur.mean((2, 3)), x.mean((2, 3)), atol=1e-5)
+    uniform = baseline_for(x, {}, "uniform")
+    assert torch.equal(uniform, baseline_for(x, {}, "uniform")) and uniform.min() >= x.min()
+    ids = torch.tensor([[5, 6, 0]])
+    assert baseline_for(ids, {"padding_idx": 0}).tolist() == [[0, 0, 0]]
+    with pytest.raises(kernel.KernelError, match="token ids take the padding token"):
+        baseline_for(ids, {"padding_idx": 0}, "blur")
+    # integrated gradients stays complete against any baseline: the sum is the score's difference from it
+    result = attribute_batch(image_model, x, method("integrated_gradients", n_steps=64, baseline="blur"), target=2)
+    with torch.no_grad():
+        gap = image_model(x)[:, 2] - image_model(blur)[:, 2]
+    assert torch.allclose(result.attributions.sum((1, 2, 3)), gap, atol=2e-2 * float(gap.abs().max()) + 1e-4)
 
 
 def test_the_plugin_conforms():
@@ -203,3 +225,27 @@ def test_grad_cam_skips_a_last_convolution_whose_map_is_a_single_value():
     assert result.layer == "0" and result.attributions.shape == (2, 1, 11, 11)
     assert result.attributions[0].std() > 0  # a map, not one value
     assert attribute_batch(model, x, method("grad_cam"), layer="2").layer == "2"  # named: as asked
+
+
+def test_the_methods_table_in_the_docs_names_every_method_and_parameter_with_its_default():
+    import inspect
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "interpretability.md").read_text()
+    rows = dict(re.findall(r"^\| `(interpret\.\w+)` \| [^|]+ \| (.+) \|$", doc, re.M))
+    catalog = kernel.get_catalog()
+    shipped = [n for n in catalog.names("attribution") if catalog.get(n).plugin == "interpret"]
+    assert sorted(rows) == shipped
+    for name in shipped:
+        for p in inspect.signature(catalog.target(catalog.get(name))).parameters.values():
+            assert f"`{p.name}`" in rows[name], (name, p.name)
+            if p.default is None or p.default is inspect.Parameter.empty:
+                continue
+            if isinstance(p.default, bool):
+                shown = str(p.default).lower()
+            elif isinstance(p.default, str):
+                shown = f'"{p.default}"'
+            else:
+                shown = str(p.default)
+            assert f"`{p.name}` ({shown}" in rows[name], (name, p.name, shown)
