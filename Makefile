@@ -27,8 +27,10 @@ run: install
 	$(BIN)/kernel run examples/quickstart.toml
 	$(BIN)/kernel report --workflow quickstart -o runs/quickstart-report.html
 
+# Two workers (pytest-xdist), a test file each at a time: a module's shared fixtures (trained runs)
+# are built once, and the many tests that wait on subprocesses overlap.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: install
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

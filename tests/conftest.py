@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def kernel_cmd(*args, cwd=None, env=None, timeout=600, input=None):
     """Run ``python -m kernel.cli ARGS`` (what the console script runs) and return the process."""
-    full_env = {**os.environ, **(env or {})}
+    # output into a pipe, as a script gets it: no terminal size inherited from the test runner (pytest-xdist's
+    # workers carry COLUMNS), so tables keep whole ids unless a test sets COLUMNS itself
+    inherited = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    full_env = {**inherited, **(env or {})}
     return subprocess.run([sys.executable, "-m", "kernel.cli", *map(str, args)], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout, input=input)
 
@@ -42,6 +45,8 @@ def workspace(tmp_path, monkeypatch):
     home = tmp_path / "workspace"
     home.mkdir()
     monkeypatch.setenv("KERNEL_HOME", str(home))
+    for name in ("COLUMNS", "LINES"):  # tables as into a pipe (pytest-xdist's workers carry a terminal size)
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(home)
     return home
 
