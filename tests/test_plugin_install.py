@@ -1,6 +1,7 @@
-"""Plugins as users get them: distributions built in a temporary folder and pip-installed into the
-environment (entry point group ``kernel``), then found, isolated when broken, disabled, and refused
-when two offer one name. Everything installed here is uninstalled at the end, whatever happens."""
+"""Plugins as users get them: distributions built in a temporary folder and pip-installed (into a
+folder of their own on the commands' PYTHONPATH, so that tests running beside these never see them;
+entry point group ``kernel``), then found, isolated when broken, disabled, and refused when two
+offer one name."""
 from __future__ import annotations
 
 import json
@@ -104,22 +105,30 @@ def pip(*args):
     return proc
 
 
+#: where the distributions are installed: seen by this module's `kernel` commands only (PYTHONPATH), never
+#: by tests running beside them on another pytest-xdist worker, as an install into the venv would be
+SITE: list[Path] = []
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """The three distributions, pip-installed into this environment for the module's tests only."""
+    """The three distributions, pip-installed (into a folder of their own) for the module's tests only."""
     folder = tmp_path_factory.mktemp("dists")
     roots = [write_distribution(folder, name, eps, files) for name, (eps, files) in DISTRIBUTIONS.items()]
+    site = folder / "site"
+    pip("install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), *map(str, roots))
+    SITE.append(site)
     try:
-        pip("install", "-q", "--no-deps", "--no-build-isolation", *map(str, roots))
         yield folder
     finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", *DISTRIBUTIONS],
-                       capture_output=True, timeout=300)
+        SITE.remove(site)
 
 
 def kernel(*args, env=None):
-    """The real command line (what the `kernel` console script runs)."""
-    return subprocess.run([sys.executable, "-m", "kernel.cli", *args], env={**os.environ, **(env or {})},
+    """The real command line (what the `kernel` console script runs), seeing the installed distributions."""
+    paths = [str(p) for p in SITE] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    full_env = {**os.environ, **({"PYTHONPATH": os.pathsep.join(paths)} if paths else {}), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "kernel.cli", *args], env=full_env,
                           capture_output=True, text=True, timeout=300)
 
 
