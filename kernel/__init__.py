@@ -34,6 +34,7 @@ _LAZY = {
     "choose_renderer": "kernel.rendering",
     "as_media": "kernel.rendering",
     "write_samples": "kernel.artifacts",
+    "sample_indices": "kernel.artifacts",
     "forward": "kernel.data",
     "mode_for": "kernel.metric_mode",
 }

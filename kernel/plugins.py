@@ -32,7 +32,6 @@ class PluginInfo:
     error: str = ""
     details: str = ""  # the traceback of the error, for --debug
     components: int = 0
-    kinds: list = field(default_factory=list)  # the names of the kinds of component it declares
 
 
 @dataclass
@@ -48,6 +47,10 @@ class PluginSet:
         """Every kind of component, built-in first; a declared kind only while its plugin is loaded."""
         return KINDS + tuple(name for name, kind in self.declared.items()
                              if self.infos[kind.plugin].status == "loaded")
+
+    def declared_by(self, plugin: str) -> list[str]:
+        """The names of the kinds ``plugin`` declares."""
+        return [name for name, kind in self.declared.items() if kind.plugin == plugin]
 
     def call_each(self, hook_name: str, **kwargs):
         """Call a hook on every plugin separately, yielding ``(plugin name, result)``.
@@ -79,7 +82,6 @@ class PluginSet:
                 continue
             for kind in kinds:
                 kind = self.declared[kind.name] = replace(kind, plugin=plugin)
-                self.infos[plugin].kinds.append(kind.name)
                 self._add_spec(kind)
 
     def _kind_problem(self, result) -> tuple[str, list]:

@@ -289,6 +289,7 @@ def _nothing_written(home, run_id):
     (["--method", "grad_cam", "--layer", "features.9"], "--layer 'features.9': the model has no such layer"),
     (["--method", "integrated_gradients", "--param", "n_stepz=3"], "has no parameter 'n_stepz' (did you mean 'n_steps'?)"),
     (["--method", "saliency", "--index", "5000"], "--index 5000 is out of range"),
+    (["--method", "saliency", "--index", "-1"], "--index -1 is out of range"),
 ])
 def test_bad_input_on_the_quickstart_run(trained, args, message):
     home, runs = trained

@@ -106,7 +106,7 @@ def plugins_cmd(args):
     if args.json:
         print(json.dumps({"plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
                                        "status": i.status, "error": i.error, "components": i.components,
-                                       "kinds": i.kinds}
+                                       "kinds": cat.plugins.declared_by(i.name)}
                                       for i in infos], "conflicts": conflicts}, indent=2))
         return 0
     from ..console import console as make_console
@@ -115,7 +115,7 @@ def plugins_cmd(args):
 
     table = Table(box=None, pad_edge=False)
     columns = ["plugin", "distribution", "version", "status", "components", "error"]
-    declares = any(i.kinds for i in infos)
+    declares = bool(cat.plugins.declared)
     if declares:  # the column only when a plugin declares a kind of component (kernel_kinds)
         columns.insert(5, "declares kinds")
     for col in columns:
@@ -125,7 +125,7 @@ def plugins_cmd(args):
         row = [i.name, i.distribution, i.version, f"[{style}]{i.status}[/]" if style else i.status,
                str(i.components) if i.status == "loaded" else "", escape(i.error)]
         if declares:
-            row.insert(5, ", ".join(i.kinds))
+            row.insert(5, ", ".join(cat.plugins.declared_by(i.name)))
         table.add_row(*row)
     console = make_console()
     console.print(table)

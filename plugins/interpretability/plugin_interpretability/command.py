@@ -55,7 +55,7 @@ def explain_cmd(args):
                                  "same samples; explain them one command each")
     first = loaded[0]
     dataset = explain.split_of(first, args.split)
-    indices = args.index or explain.choose_indices(dataset, args.samples or explain.DEFAULT_SAMPLES)
+    indices = args.index or kernel.sample_indices(first.plan, args.split, args.samples or explain.DEFAULT_SAMPLES)
     methods = methods or [default_method(first, dataset, indices)]
     target = args.target
     done = []  # every run and method computed before anything is written: a mistake writes nothing

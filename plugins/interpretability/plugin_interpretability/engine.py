@@ -164,7 +164,14 @@ def attribute_batch(model, inputs, method, target="predicted", labels=None, laye
         warnings.filterwarnings("ignore", message=".*require.*grad.*")
         warnings.filterwarnings("ignore", category=UserWarning, module="captum")
         context = Context(baseline_for(x, facts, getattr(method, "baseline", "zero")), tuple(extra), hooked, batch, facts)
-        raw = method.attribute(forward, x, targets, context)
+        try:
+            raw = method.attribute(forward, x, targets, context)
+        except KernelError:
+            raise
+        except Exception as exc:  # Captum refuses some models (DeepLift and a ReLU used twice): say which, and why
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise KernelError(f"{name} cannot explain {type(model).__name__}: {reason} (try another method; "
+                              f"`kernel list attributions` shows them)") from exc
     if isinstance(raw, tuple):
         raw = raw[0]
     if not isinstance(raw, torch.Tensor):

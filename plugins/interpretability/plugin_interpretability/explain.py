@@ -25,8 +25,6 @@ from .engine import attribute_batch
 DEFAULT_METHODS = {True: "interpret.integrated_gradients", False: "interpret.layer_integrated_gradients"}
 #: samples explained when neither a count nor indices are given
 DEFAULT_SAMPLES = 8
-#: samples read to spread the chosen ones over the classes
-SCAN = 200
 FOLDER = "explanations"
 
 
@@ -82,28 +80,6 @@ def build_method(catalog, name: str, params: dict | None = None):
 
 # -- which samples --------------------------------------------------------------------------------
 
-def choose_indices(dataset, count: int) -> list[int]:
-    """``count`` samples spread over the classes (round robin over the first :data:`SCAN`), the same
-    for every run of one dataset."""
-    size = len(dataset)
-    by_class: dict = {}
-    for i in range(min(size, SCAN)):
-        label = dataset[i][1]
-        try:
-            key = int(label)
-        except (TypeError, ValueError, RuntimeError):
-            return list(range(min(count, size)))
-        by_class.setdefault(key, []).append(i)
-    picked, round_ = [], 0
-    while len(picked) < min(count, size):
-        row = [members[round_] for _, members in sorted(by_class.items()) if round_ < len(members)]
-        if not row:
-            break
-        picked.extend(row[:count - len(picked)])
-        round_ += 1
-    return picked or list(range(min(count, size)))
-
-
 def split_of(loaded, split: str):
     data = loaded.data
     if split not in data.splits:
@@ -116,7 +92,7 @@ def batch_of(loaded, dataset, indices):
     import torch
 
     for i in indices:
-        if not -len(dataset) <= i < len(dataset):
+        if not 0 <= i < len(dataset):
             raise KernelError(f"--index {i} is out of range: the split has {len(dataset)} samples (0-{len(dataset) - 1})")
     items = [dataset[i] for i in indices]
     collate = loaded.data.collate_fn or torch.utils.data.default_collate
@@ -181,6 +157,9 @@ def explain_run(loaded, catalog, method: str, params: dict, split: str, indices:
 
 def check(done: Explained, method, inputs, facts):
     """The randomisation sanity check, then infidelity and max-sensitivity."""
+    import torch
+
+    from .engine import baseline_for
     from .layers import per_token, to_input_form
     from .methods import Context
     from .model_inputs import Forward
@@ -192,7 +171,6 @@ def check(done: Explained, method, inputs, facts):
     forward = Forward(model, inputs)
     x, extra = forward.split(inputs)
     layer = dict(model.named_modules()).get(result.layer) if result.layer else None
-    from .engine import baseline_for
 
     def explain_again(perturbed, target=None, additional_forward_args=None):
         if isinstance(perturbed, tuple):  # Captum hands the inputs over as a tuple, and wants one back
@@ -205,8 +183,6 @@ def check(done: Explained, method, inputs, facts):
             raw = method.attribute(forward, perturbed, target, context)
         raw = raw[0] if isinstance(raw, tuple) else raw
         return to_input_form(raw, perturbed).expand_as(perturbed) if layer is not None else raw
-
-    import torch
 
     with torch.enable_grad():
         done.infidelity, done.sensitivity = checks.faithfulness(forward, x, extra, result.attributions.to(x.device),

@@ -249,3 +249,10 @@ def test_the_methods_table_in_the_docs_names_every_method_and_parameter_with_its
             else:
                 shown = str(p.default)
             assert f"`{p.name}` ({shown}" in rows[name], (name, p.name, shown)
+
+
+def test_a_method_captum_refuses_for_a_model_is_a_clear_message():
+    relu = nn.ReLU()  # used twice: DeepLift cannot tell its two uses apart
+    model = nn.Sequential(nn.Linear(4, 4), relu, nn.Linear(4, 4), relu, nn.Linear(4, 2)).eval()
+    with pytest.raises(kernel.KernelError, match=r"interpret.deeplift cannot explain Sequential: .*try another method"):
+        attribute_batch(model, torch.randn(2, 4), method("deeplift"), name="interpret.deeplift")
