@@ -19,6 +19,8 @@ hookimpl = pluggy.HookimplMarker("kernel")
 _LAZY = {
     "Workflow": "kernel.workflow",
     "parse_overrides": "kernel.workflow",
+    "parse_params": "kernel.workflow",
+    "newest_runs": "kernel.run_reader",
     "Data": "kernel.data",
     "Result": "kernel.training.result",
     "Supervised": "kernel.training.supervised",

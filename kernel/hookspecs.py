@@ -118,7 +118,10 @@ def kernel_exporters():
     """Return the exporters the plugin offers, as a list of ``Component``.
 
     ``target(**params)`` returns an object with ``export(model, example, path) -> kernel.Artifact``
-    where ``example`` is one batch of inputs and ``path`` the file to write.
+    where ``example`` is one batch of inputs and ``path`` the file to write. ``export`` may also take
+    ``metadata=`` (a JSON-ready dict for the file to carry), and the object may offer ``load(path)``:
+    a callable from ``{input name: numpy array}`` to the scores, so that ``kernel export`` can verify
+    the file (docs/export.md).
     """
 
 
@@ -137,15 +140,19 @@ def kernel_callbacks():
 @hookspec
 def kernel_sections():
     """Return the workflow tables the plugin owns, as a list of ``Component`` (at most one, named
-    after the plugin: plugin ``tuning`` owns ``[tuning]``).
+    after the plugin or a command it adds: plugin ``tuning`` owns ``[tuning]``, plugin ``onnx``,
+    which adds ``kernel export``, owns ``[export]``).
 
     ``target(**table)`` receives the table's keys as parameters, so its signature and docstring are
     the table's reference (``kernel show tuning``) and unknown keys or wrong types are located like
     any component's (``tuning.trails: unknown parameter; did you mean trials?``). The object it
     returns may offer ``check(workflow) -> list[tuple[str, str]]``: problems as ``(location,
-    message)``, located as the user writes them (``tuning.space."models[0].use"``). A workflow
-    table no installed plugin owns is an unknown setting; the kernel itself ignores the tables it
-    does not own (``kernel run`` trains the workflow as written).
+    message)``, located as the user writes them (``tuning.space."models[0].use"``), and
+    ``finish(results)``: called once the workflow's runs have ended (``kernel run``,
+    ``Workflow.run``; not for runs that skip artifacts, such as a study's trials), to act on them; an
+    exception it raises is reported and makes ``kernel run`` exit 1, the runs stay as they are. A
+    workflow table no installed plugin owns is an unknown setting; the kernel itself trains the
+    workflow as written.
     """
 
 

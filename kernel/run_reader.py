@@ -62,6 +62,28 @@ def run_order(run: Run):
     return (str(run.info.get("created") or ""), index if isinstance(index, int) else 0, run.id)
 
 
+def newest_runs(workflow: str, workspace=None) -> list[str]:
+    """The id of each model's newest run of ``workflow`` that has weights to load (completed,
+    interrupted or pruned), in the workflow's model order: what a command that acts on trained
+    models (``kernel explain``, ``kernel export``) takes for ``--workflow NAME``."""
+    from .store import RunStore
+
+    store = RunStore(workspace)
+    runs = store.list(workflow=workflow)
+    if not runs:
+        known = sorted({str(r.get("workflow")) for r in store.list()})
+        raise KernelError(f"no runs of workflow {workflow!r} in {store.root}{did_you_mean(workflow, known)}")
+    newest: dict = {}
+    for info in runs:  # newest first: the first of each model with weights
+        if info.get("model") not in newest and info.get("status") in ("completed", "interrupted", "pruned"):
+            newest[info.get("model")] = info
+    if not newest:
+        raise KernelError(f"no run of workflow {workflow!r} has finished an epoch; `kernel runs --workflow "
+                          f"{workflow}` shows them")
+    ordered = sorted(newest.values(), key=lambda i: (i.get("model_index") or 0, str(i.get("model"))))
+    return [info["id"] for info in ordered]
+
+
 def select_runs(store, refs=(), workflow: str | None = None, *, newest: str = "workflow",
                 any_dataset: bool = True, fields: dict | None = None) -> list[Run]:
     """The runs a command looks at, oldest first (named runs in the order named when alone).

@@ -109,7 +109,29 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
         except KeyboardInterrupt:
             say_resumable(runs, store)
             raise
-    return Results([Run.open(r.dir, store) for r in runs])
+    results = Results([Run.open(r.dir, store) for r in runs])
+    if artifacts:
+        finish_sections(plan, results)
+    return results
+
+
+def finish_sections(plan, results: "Results"):
+    """Each plugin table's ``finish(results)`` (hook ``kernel_sections``), once the runs have ended.
+    A failure is the table's, not the runs': reported and listed in ``results.problems``."""
+    for name, table in plan.workflow.sections.items():
+        section = plan.catalog.target(plan.catalog.get(name, "section"))(**table)
+        finish = getattr(section, "finish", None)
+        if not callable(finish):
+            continue
+        try:
+            finish(results)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            results.problems.append(f"[{name}]: {_describe_error(exc)}")
+            say(f"[{name}] failed: {_describe_error(exc)}")
+            if debugging():
+                traceback.print_exception(exc, file=sys.stderr)
 
 
 def _allowed_for_workers(plan) -> list[str]:
@@ -578,6 +600,7 @@ class Results:
 
     def __init__(self, runs: list[Run]):
         self.runs = list(runs)
+        self.problems: list[str] = []  # what a plugin's table failed to do once the runs ended
 
     def __iter__(self):
         return iter(self.runs)
@@ -590,7 +613,7 @@ class Results:
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "completed" for r in self.runs)
+        return all(r.status == "completed" for r in self.runs) and not self.problems
 
     def best(self, metric: str | None = None, mode: str | None = None) -> Run:
         """The run whose best ``metric`` (default: the monitored one) is best: highest, or lowest where
@@ -633,7 +656,8 @@ class Results:
         return plot_curves([r.info for r in self.runs], [r.metrics() for r in self.runs], path, metric)
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "runs": [{k: v for k, v in r.info.items() if k != "spec"} for r in self.runs]}
+        return {"ok": self.ok, "problems": self.problems,
+                "runs": [{k: v for k, v in r.info.items() if k != "spec"} for r in self.runs]}
 
 
 def _plain(value):

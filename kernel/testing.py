@@ -15,6 +15,10 @@ dataset chosen like this: the ``"_dataset"`` key of the component's ``example`` 
 plugin's own dataset sharing most tags with the component, else ``kernel.synthetic``. A trainer is
 trained for one epoch on small synthetic data (or its ``"_dataset"``) with ``kernel.linear`` (or the
 model its ``"_model"`` names), in a temporary workspace, and its Result is validated.
+
+For a plugin's report-section tests, :func:`in_browser` runs a check on a page in Debian's Chromium
+driven by Playwright (network cut; console errors, dialogs and requests recorded by :func:`watched`),
+:func:`need_browser` skips where the browser is missing, and :func:`dashboard` serves a workspace live.
 """
 from __future__ import annotations
 
@@ -23,9 +27,11 @@ import difflib
 import importlib.util
 import inspect
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -107,8 +113,9 @@ class Checker:
         prefix = self.name + "."
         for comp in comps:
             if comp.kind == "section":
-                if comp.name != self.name:
-                    self.add(comp, f"a plugin's workflow table is named after the plugin: call it {self.name!r}")
+                if comp.name != self.name and comp.name not in self.commands():
+                    self.add(comp, f"a plugin's workflow table is named after the plugin or a command it adds: "
+                                   f"call it {self.name!r}")
             elif not comp.name.startswith(prefix):
                 self.add(comp, f"component names are namespaced by the plugin: call it {prefix}...")
         # datasets first: the other kinds are exercised on them; the kinds plugins declare come last
@@ -545,6 +552,13 @@ class Checker:
             elif not _accepts(getattr(callback, handler), 2):
                 self.add(comp, f"{handler} must accept (run, state)")
 
+    def commands(self) -> list[str]:
+        """The CLI commands this plugin adds (hook ``kernel_commands``)."""
+        from .cli import build_parser
+
+        _, cli, _ = build_parser(())
+        return [name for name, owner in cli.owners.items() if owner == self.name]
+
     def check_section(self, comp):
         """Built from its example (the table's keys); ``check`` on a small workflow returns problems."""
         from .workflow import Workflow
@@ -824,3 +838,120 @@ def assert_plugin_conforms(name: str, strict: bool = False):
 
 def findings_as_dicts(findings) -> list[dict]:
     return [asdict(f) for f in findings]
+
+
+# -- browser tests of a plugin's report section ------------------------------------------------------
+# A plugin's section of the report and of the dashboard, checked in a real browser: Debian's chromium
+# driven by Playwright's sync API, nothing downloaded (never `playwright install`), the network cut.
+# Playwright and pytest are imported inside the functions: plugins' test suites import this module on
+# machines without them, and `import kernel` imports neither.
+
+#: The browser the tests drive (Debian's package; `.ci/install-browser` installs it).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync")
+#: Requests a page may make without leaving the machine.
+LOCAL_SCHEMES = ("file:", "data:", "blob:")
+
+
+def need_browser():
+    """Playwright's sync API (the module ``playwright.sync_api``); skips the calling test, saying why,
+    when Chromium or Playwright is not installed. Call it first in a fixture that builds a workspace
+    only for the browser, so that nothing is trained for a test that will be skipped."""
+    import pytest
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`bash .ci/install-browser`) "
+                    f"to run the browser tests")
+    return pytest.importorskip("playwright.sync_api", reason="playwright is not installed: "
+                                                              "`pip install playwright` to run the browser tests")
+
+
+def in_browser(check, allowed: str | None = None, viewport=(1300, 900)):
+    """``check(page)`` on a fresh Chromium page (:func:`watched`, letting through requests to the origin
+    ``allowed``, e.g. a dashboard's ``http://127.0.0.1:PORT``), in a thread of its own with its own
+    Playwright: the sync API allows one per thread, and the test's process may drive one already.
+    Returns what ``check`` returns; its failure (an AssertionError, a Playwright timeout) is raised
+    here. Skips the test, saying why, when the browser is not installed."""
+    playwright = need_browser()
+    outcome: dict = {}
+
+    def work():
+        try:
+            with playwright.sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+                try:
+                    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+                    outcome["value"] = check(watched(context.new_page(), allowed))
+                finally:
+                    browser.close()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="kernel.testing.in_browser")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def watched(page, allowed: str | None = None):
+    """The Playwright ``page``, recording what goes wrong on it in lists set on it: ``page.errors``
+    (console errors and uncaught exceptions), ``page.dialogs`` (the message of each ``alert``,
+    ``confirm`` or ``prompt``, dismissed: markup that ran), ``page.requests`` (every URL asked for)
+    and ``page.blocked`` (requests refused: everything but ``file:``, ``data:``, ``blob:`` and URLs
+    under the origin ``page.allowed``, which starts as ``allowed`` and may be set later)."""
+    page.errors, page.dialogs, page.requests, page.blocked, page.allowed = [], [], [], [], allowed
+    page.on("console", lambda m: page.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.errors.append(f"uncaught: {e}"))
+    page.on("request", lambda r: page.requests.append(r.url))
+
+    def dialog(d):
+        page.dialogs.append(d.message)
+        d.dismiss()
+    page.on("dialog", dialog)
+
+    def guard(route):
+        url = route.request.url
+        origin = (page.allowed or "").rstrip("/")
+        if url.startswith(LOCAL_SCHEMES) or (origin and url.startswith(origin + "/")):
+            return route.continue_()
+        page.blocked.append(url)
+        return route.abort()
+    page.route("**/*", guard)
+    return page
+
+
+@contextlib.contextmanager
+def dashboard(workspace, *args: str, interval: float = 0.5, timeout: float = 60):
+    """``kernel dashboard --port 0`` over the workspace, in a process of its own (``python -m
+    kernel.cli`` with ``KERNEL_HOME``); yields its URL without the trailing slash
+    (``http://127.0.0.1:PORT``), and stops it on leaving. ``args`` are more options
+    (``"--allow-control"``)."""
+    workspace = Path(workspace)
+    proc = subprocess.Popen([sys.executable, "-m", "kernel.cli", "dashboard", "--port", "0", "--interval",
+                             str(interval), *args], cwd=workspace,
+                            env={**os.environ, "KERNEL_HOME": str(workspace)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        timer = threading.Timer(timeout, proc.kill)  # a dashboard that never says where it listens
+        timer.start()
+        try:
+            banner = proc.stdout.readline()
+        finally:
+            timer.cancel()
+        if " at http://" not in banner:
+            proc.kill()
+            raise AssertionError(f"kernel dashboard did not start: {banner}{proc.stderr.read()}")
+        yield banner.split(" at ", 1)[1].split()[0].rstrip("/")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

@@ -298,6 +298,18 @@ def parse_value(text: str):
         return text
 
 
+def parse_params(pairs, option: str = "--param") -> dict[str, Any]:
+    """A command's ``--param KEY=VALUE`` options as ``{key: value}``: values in TOML syntax where they
+    parse (``opset=17``, ``n_steps=20``), else plain text; a pair without ``=`` is a located error."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise KernelError(f"{option} {pair!r}: write KEY=VALUE, e.g. {option} n_steps=20")
+        params[key.strip()] = parse_value(value.strip())
+    return params
+
+
 def parse_overrides(sets=(), files=()) -> dict[str, Any]:
     """The overrides of ``--set-file FILE`` and ``--set PATH=VALUE`` options, in that order (a
     ``--set`` wins over a file). A file is TOML whose keys are the quoted paths:

@@ -521,6 +521,100 @@ def test_hook_kernel_sections(fake_plugin, cli, tmp_path):
     assert json.loads(cli("check-plugin", "notes", "--json", env=env).stdout)["findings"] == []
 
 
+FINISHING = """
+from pathlib import Path
+
+from kernel import Component, KernelError, hookimpl
+
+class Publish:
+    \"\"\"The [publish] table: acts on the runs once they have ended.
+
+    Args:
+        to: the file the run ids are written to.
+        fail: raise instead (a failed upload).
+    \"\"\"
+    def __init__(self, to: str = "published.txt", fail: bool = False):
+        self.to, self.fail = to, fail
+
+    def finish(self, results):
+        if self.fail:
+            raise KernelError("the model registry refused the upload")
+        Path(self.to).write_text("\\n".join(f"{r.id} {r.status}" for r in results))
+
+def publish_cmd(args):
+    return 0
+
+@hookimpl
+def kernel_sections():
+    return [Component("publish", "ktest_pub_plugin:Publish")]
+
+@hookimpl
+def kernel_commands(cli):
+    cli.command("publish", "ktest_pub_plugin:publish_cmd", help="publish runs")
+"""
+
+
+def test_hook_kernel_sections_finish_acts_on_the_ended_runs(fake_plugin, cli, tmp_path):
+    """``finish(results)`` runs once the workflow's runs have ended; a failure is reported, makes
+    ``kernel run`` exit 1 and leaves the runs completed. A table may be named after a command its
+    plugin adds (plugin ``pub`` owns ``[publish]``)."""
+    env = fake_plugin("pub", FINISHING)
+    out = tmp_path / "published.txt"
+    good = tmp_path / "pub.toml"
+    good.write_text(textwrap.dedent(f"""
+        name = "pub"
+        [dataset]
+        use = "kernel.synthetic"
+        num_samples = 64
+        [[models]]
+        use = "kernel.linear"
+        [[models]]
+        use = "kernel.mlp"
+        [trainer]
+        epochs = 1
+        [publish]
+        to = {str(out)!r}
+    """))
+    proc = cli("run", str(good), "--quiet", env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2 and all(line.endswith(" completed") for line in lines)
+    failing = tmp_path / "failing.toml"
+    failing.write_text(good.read_text().replace(f"to = {str(out)!r}", "fail = true"))
+    proc = cli("run", str(failing), "--quiet", "--json", env=env)
+    assert proc.returncode == 1
+    assert "kernel: [publish] failed: the model registry refused the upload" in proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["problems"] == ["[publish]: the model registry refused the upload"]
+    assert {r["status"] for r in result["runs"]} == {"completed"}
+    assert json.loads(cli("check-plugin", "pub", "--json", env=env).stdout)["findings"] == []
+    renamed = fake_plugin("pub2", FINISHING.replace("ktest_pub_plugin", "ktest_pub2_plugin")
+                          .replace('Component("publish"', 'Component("publish2"')
+                          .replace('cli.command("publish"', 'cli.command("announce"'))
+    findings = json.loads(cli("check-plugin", "pub2", "--json", env=renamed).stdout)["findings"]
+    assert [f["message"] for f in findings] == [
+        "a plugin's workflow table is named after the plugin or a command it adds: call it 'pub2'"]
+
+
+def test_kernel_runs_shows_what_was_exported(cli, workspace, tmp_path):
+    """run.json's ``exports`` (written by exporters' commands) in an ``exports`` column."""
+    good = tmp_path / "exp.toml"
+    good.write_text('name = "exp"\n[dataset]\nuse = "kernel.synthetic"\nnum_samples = 64\n[[models]]\n'
+                    'use = "kernel.linear"\n[trainer]\nepochs = 1\n')
+    assert cli("run", str(good), "--quiet").returncode == 0
+    assert "exports" not in cli("runs").stdout.splitlines()[0]
+    (run_json,) = (workspace / "runs").glob("*/run.json")
+    info = json.loads(run_json.read_text())
+    info["exports"] = [{"format": "onnx", "verified": True, "path": "a.onnx"},
+                       {"format": "onnx", "quantized": "dynamic", "verified": True, "path": "a.int8.onnx"},
+                       {"format": "torchscript", "verified": False, "path": "a.pt.unverified"}]
+    run_json.write_text(json.dumps(info))
+    assert cli("runs", "--reindex").returncode == 0
+    listing = cli("runs").stdout
+    assert "exports" in listing.splitlines()[0]
+    assert "onnx, onnx int8, torchscript (unverified)" in listing
+
+
 KINDS_DECLARED = """
 from kernel import Component, Kind, hookimpl
 

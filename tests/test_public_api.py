@@ -11,7 +11,8 @@ import pytest
 import kernel
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGIN_FILES = sorted(p for p in (ROOT / "plugins").rglob("*.py") if ".egg-info" not in str(p))
+PLUGIN_FILES = sorted(p for folder in ("plugins", "contrib") for p in (ROOT / folder).rglob("*.py")
+                      if ".egg-info" not in str(p) and "plugin-template" not in str(p))
 #: kernel.testing is the conformance check for plugins' own tests (docs/plugin-guide.md says so)
 ALSO_PUBLIC = {"kernel.testing"}
 
@@ -37,7 +38,8 @@ def kernel_uses(tree: ast.AST) -> list[tuple[int, str]]:
     if imports_kernel:  # then `kernel.X` must be public too
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "kernel" \
-                    and node.attr not in kernel.__all__ and f"kernel.{node.attr}" not in ALSO_PUBLIC:
+                    and node.attr not in kernel.__all__ and f"kernel.{node.attr}" not in ALSO_PUBLIC \
+                    and node.attr != "__version__":
                 bad.append((node.lineno, f"kernel.{node.attr}"))
     return bad
 

@@ -76,9 +76,13 @@ def runs_cmd(args):
         rows.append({"id": i["id"], "workflow": i.get("workflow"), "model": i.get("model"), "status": i["status"],
                      "epochs": f"{i.get('epochs_done', 0)}/{i.get('epochs') or '?'}", "monitor": i.get("monitor") or "",
                      "best": _cell(best), "time_s": _cell(i.get("duration_s")), "created": i.get("created"),
-                     "reason": reason, "status (reason)": i["status"] + (f" ({reason})" if reason else "")})
+                     "reason": reason, "status (reason)": i["status"] + (f" ({reason})" if reason else ""),
+                     "exports": exports_cell(i.get("exports"))})
+    exported = ["exports"] if any(r["exports"] for r in rows) else []
     if args.wide:
-        columns, ids = ["id", "workflow", "model", "status", "epochs", "monitor", "best", "time_s", "created", "reason"], None
+        columns = ["id", "workflow", "model", "status", "epochs", "monitor", "best", "time_s", "created", "reason",
+                   *exported]
+        ids = None
         labels = {}
     else:  # what reads in 100 columns: the key columns, the reason cut to fit
         monitors = {r["monitor"] for r in rows}
@@ -86,13 +90,26 @@ def runs_cmd(args):
             for r in rows:
                 r[f"best {r['monitor']}"] = r["best"]
         columns = ["id", "workflow", "model", "status (reason)", "epochs",
-                   f"best {monitors.pop()}" if len(monitors) == 1 else "best", "time_s"]
+                   f"best {monitors.pop()}" if len(monitors) == 1 else "best", "time_s", *exported]
         labels = {"status (reason)": "status"}
         # on a terminal (or with COLUMNS) ids as their shortest unique end, which compare and report
         # accept; in a file or pipe whole, for scripts
         ids = store_short_ids(store.root, [r["id"] for r in rows]) if output_width() else None
     print_table(rich_table(columns, rows, ids, labels))
     return 0
+
+
+def exports_cell(exports) -> str:
+    """run.json's ``exports`` (written by exporters' commands, e.g. ``kernel export``) in a few words:
+    ``onnx, onnx int8, torchscript (unverified)``."""
+    if not isinstance(exports, list):
+        return ""
+    words = []
+    for e in exports:
+        if isinstance(e, dict):
+            word = str(e.get("format")) + (" int8" if e.get("quantized") else "")
+            words.append(word if e.get("verified") else f"{word} (unverified)")
+    return ", ".join(words)
 
 
 def compare_cmd(args):

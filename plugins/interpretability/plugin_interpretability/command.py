@@ -43,7 +43,7 @@ def explain_cmd(args):
     catalog = kernel.get_catalog(tuple(args.disabled))
     if args.samples is not None and args.samples < 1:
         raise kernel.KernelError(f"--samples must be 1 or more, not {args.samples}")
-    params = parse_params(args.param)
+    params = kernel.parse_params(args.param)
     if params and len(args.method) != 1:
         raise kernel.KernelError("--param sets one method's parameters; give exactly one --method with it")
     # names and parameters first: a typo is reported before any model or data is loaded
@@ -75,40 +75,12 @@ def explain_cmd(args):
     return 0
 
 
-def parse_params(pairs) -> dict:
-    import tomllib
-
-    import kernel
-
-    params = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise kernel.KernelError(f"--param {pair!r}: write KEY=VALUE, e.g. --param n_steps=20")
-        try:
-            params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            params[key.strip()] = value  # plain text: a name
-    return params
-
-
 def run_refs(args) -> list:
     import kernel
 
     refs = list(args.runs)
     if args.workflow:
-        store = kernel.RunStore()
-        runs = store.list(workflow=args.workflow)
-        if not runs:
-            known = sorted({str(r.get("workflow")) for r in store.list()})
-            raise kernel.KernelError(f"no runs of workflow {args.workflow!r} in {store.root}"
-                                     f"{kernel.did_you_mean(args.workflow, known)}")
-        newest: dict = {}
-        for info in runs:  # newest first: the first run of each model with a checkpoint
-            if info.get("model") not in newest and info.get("status") in ("completed", "interrupted", "pruned"):
-                newest[info.get("model")] = info
-        ordered = sorted(newest.values(), key=lambda i: (i.get("model_index") or 0, str(i.get("model"))))
-        refs += [info["id"] for info in ordered if info["id"] not in refs]
+        refs += [rid for rid in kernel.newest_runs(args.workflow) if rid not in refs]
     if not refs:
         raise kernel.KernelError("name the runs to explain (`kernel runs` lists them), or --workflow NAME")
     return refs

@@ -4,77 +4,17 @@ its pictures load, nothing goes wrong on the page; and markup from a hostile run
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
 
+from kernel.testing import LOCAL_SCHEMES, dashboard, in_browser, need_browser
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SECTION = ".plugin-section[data-plugin='interpret']"
 HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-def need_browser():
-    """Playwright's sync API; the test is skipped, saying why, when the browser is not installed."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium to run the browser tests")
-    return pytest.importorskip("playwright.sync_api")
-
-
-def in_browser(check):
-    """``check(page)`` on a fresh Chromium page, in a thread of its own with its own Playwright:
-    Playwright's sync API allows one per thread, and this process may drive one already (the
-    kernel's browser tests keep theirs for the whole session). Its failure is raised here."""
-    playwright = need_browser()
-    failures = []
-
-    def work():
-        try:
-            with playwright.sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                try:
-                    check(watched(browser.new_context(viewport={"width": 1300, "height": 900}).new_page()))
-                finally:
-                    browser.close()
-        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
-            failures.append(exc)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
-
-
-def watched(tab):
-    """The page, recording console errors, uncaught exceptions, dialogs (an injected ``alert``) and
-    every request; a request that would leave the page's own origin (``tab.allowed``) is refused."""
-    tab.errors, tab.dialogs, tab.requests, tab.blocked, tab.allowed = [], [], [], [], None
-    tab.on("console", lambda m: tab.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    tab.on("pageerror", lambda e: tab.errors.append(f"uncaught: {e}"))
-    tab.on("request", lambda r: tab.requests.append(r.url))
-
-    def dialog(d):
-        tab.dialogs.append(d.message)
-        d.dismiss()
-    tab.on("dialog", dialog)
-
-    def guard(route):
-        url = route.request.url
-        if url.startswith(("file:", "data:", "blob:")) or (tab.allowed and url.startswith(tab.allowed + "/")):
-            return route.continue_()
-        tab.blocked.append(url)
-        return route.abort()
-    tab.route("**/*", guard)
-    return tab
 
 
 def check_section(tab, models: list[str]):
@@ -115,7 +55,7 @@ def test_the_report_shows_the_explanations(report, explained_workspace, tmp_path
         assert page.locator(f"{SECTION} details.interp-summary li").first.is_visible()
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         assert page.errors == [] and page.dialogs == []
-        assert page.blocked == [] and all(u.startswith(("file:", "data:", "blob:")) for u in page.requests)
+        assert page.blocked == [] and all(u.startswith(LOCAL_SCHEMES) for u in page.requests)
     in_browser(check)
 
 
@@ -153,22 +93,9 @@ def test_markup_from_a_run_folder_runs_nothing(explained_workspace, kernel_cli, 
 
 def test_the_dashboard_shows_the_explanations(explained_workspace, report):
     models = [json.loads(p.read_text())["model"] for p in explained_workspace.glob("runs/*/run.json")]
-    proc = subprocess.Popen([sys.executable, "-m", "kernel.cli", "dashboard", "--port", "0", "--interval", "0.5"],
-                            cwd=explained_workspace, env={**os.environ, "KERNEL_HOME": str(explained_workspace)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        banner = proc.stdout.readline()
-        assert "http://" in banner, banner + proc.stderr.read()
-        url = banner.split(" at ", 1)[1].split()[0].rstrip("/")
-
+    with dashboard(explained_workspace) as url:
         def check(page):
-            page.allowed = url
             page.goto(url + "/")
             check_section(page, models)  # its pictures load under the dashboard's content security policy
-            assert page.errors == [] and page.blocked == []
-        in_browser(check)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+            assert page.errors == [] and page.dialogs == [] and page.blocked == []
+        in_browser(check, allowed=url)

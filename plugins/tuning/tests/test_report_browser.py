@@ -8,17 +8,15 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from kernel.testing import LOCAL_SCHEMES, dashboard, in_browser, need_browser
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WORKFLOW = """
 name = "tiny"
 [dataset]
@@ -56,56 +54,6 @@ def tuned(tmp_path_factory):
     return home
 
 
-def need_browser():
-    """Playwright's sync API; the test is skipped, saying why, when the browser is not installed."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium to run the browser tests")
-    return pytest.importorskip("playwright.sync_api")
-
-
-def in_browser(check):
-    """``check(page)`` on a fresh Chromium page, in a thread of its own with its own Playwright:
-    Playwright's sync API allows one per thread, and this process may drive one already (the
-    kernel's browser tests keep theirs for the whole session). Its failure is raised here."""
-    playwright = need_browser()
-    failures = []
-
-    def work():
-        try:
-            with playwright.sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                try:
-                    check(watched(browser.new_context(viewport={"width": 1300, "height": 900}).new_page()))
-                finally:
-                    browser.close()
-        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
-            failures.append(exc)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
-
-
-def watched(tab):
-    """The page, recording console errors, uncaught exceptions and every request; a request that
-    would leave the page's own origin (``tab.allowed``) is refused and recorded."""
-    tab.errors, tab.requests, tab.blocked, tab.allowed = [], [], [], None
-    tab.on("console", lambda m: tab.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    tab.on("pageerror", lambda e: tab.errors.append(f"uncaught: {e}"))
-    tab.on("request", lambda r: tab.requests.append(r.url))
-
-    def guard(route):
-        url = route.request.url
-        if url.startswith(("file:", "data:", "blob:")) or (tab.allowed and url.startswith(tab.allowed + "/")):
-            return route.continue_()
-        tab.blocked.append(url)
-        return route.abort()
-    tab.route("**/*", guard)
-    return tab
-
-
 def charts(tab) -> dict:
     """The tuning section's drawn charts: {kind: number of SVG elements plotly drew in it}."""
     tab.wait_for_selector(".plugin-section[data-plugin='tuning'] .js-plotly-plot .main-svg", timeout=30000)
@@ -135,27 +83,19 @@ def test_the_report_of_a_tuned_workflow_shows_the_study(tuned, tmp_path):
         page.goto((tuned / "report.html").as_uri())
         check_section(page)
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        assert page.errors == []
-        assert page.blocked == [] and all(u.startswith(("file:", "data:", "blob:")) for u in page.requests)
+        assert page.errors == [] and page.dialogs == []
+        assert page.blocked == [] and all(u.startswith(LOCAL_SCHEMES) for u in page.requests)
     in_browser(check)
 
 
 def test_the_dashboard_shows_the_study_under_its_policy(tuned, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "kernel.cli", "dashboard", "--port", "0", "--interval", "0.5"],
-                            cwd=tuned, env={**os.environ, "KERNEL_HOME": str(tuned)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        banner = proc.stdout.readline()
-        assert "http://" in banner, banner + proc.stderr.read()
-        url = banner.split(" at ", 1)[1].split()[0].rstrip("/")
+    with dashboard(tuned) as url:
         with urllib.request.urlopen(url + "/") as resp:
             policy = resp.headers["Content-Security-Policy"]
         script_src = next(p for p in policy.split(";") if p.strip().startswith("script-src"))
         assert "'nonce-" in script_src and "unsafe-inline" not in script_src
 
-
         def check(page):
-            page.allowed = url
             page.goto(url + "/")
             check_section(page)
             # a few polls later the section is the same element: kept, not drawn again
@@ -163,10 +103,5 @@ def test_the_dashboard_shows_the_study_under_its_policy(tuned, tmp_path):
             page.wait_for_timeout(2500)
             assert page.evaluate("document.querySelector('.plugin-section .js-plotly-plot').dataset.seen") == "yes"
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-            assert page.errors == [] and page.blocked == []
-        in_browser(check)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+            assert page.errors == [] and page.dialogs == [] and page.blocked == []
+        in_browser(check, allowed=url)
