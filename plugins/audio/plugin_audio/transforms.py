@@ -13,6 +13,7 @@ gives the new ``sample_rate`` (the rate models are built for).
 from __future__ import annotations
 
 import inspect
+import math
 
 from .names import TRANSFORMS
 
@@ -65,6 +66,22 @@ def facts_of(name: str, module) -> dict | None:
     return None
 
 
+def portable_of(name: str, module) -> dict | None:
+    """A transform as data for a torch-free runtime (plugin-onnx), where one is simple and exact;
+    spectrograms and random augmentations are not described (None)."""
+    if name == "Resample" and module.resampling_method == "sinc_interp_hann":
+        return {"step": "resample", "orig_freq": int(module.orig_freq), "new_freq": int(module.new_freq),
+                "lowpass_filter_width": int(module.lowpass_filter_width), "rolloff": float(module.rolloff)}
+    if name == "Vol":  # a factor, then a clamp to [-1, 1]
+        gain, kind = float(module.gain), module.gain_type
+        if kind == "amplitude":
+            return {"step": "gain", "factor": gain}
+        if kind == "db" or (kind == "power" and gain > 0):
+            db = gain if kind == "db" else 10 * math.log10(gain)
+            return {"step": "gain", "factor": 10 ** (db / 20)}
+    return None
+
+
 def _factory(name: str):
     import torchaudio.transforms as T
 
@@ -77,6 +94,9 @@ def _factory(name: str):
         facts = facts_of(name, module)
         if facts is not None:
             module.facts = Facts(facts)  # a plain attribute on the module: torchaudio's forward is untouched
+        portable = portable_of(name, module)
+        if portable is not None:
+            module.portable = Facts(portable)  # plain data too, returned by a call
         return module
 
     build.__name__ = build.__qualname__ = name

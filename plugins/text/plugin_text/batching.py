@@ -37,6 +37,12 @@ class PadBatch:
         return ({"input_ids": input_ids, "padding_mask": padding_mask, "lengths": lengths},
                 collate_targets([y for _, y in items]))
 
+    def portable(self) -> dict:
+        """This batching as data for a torch-free runtime (plugin-onnx): names, padding value, the mask's
+        sense, and the empty-batch rule (``min_width``: at least one column)."""
+        return {"step": "pad_tokens", "padding_index": int(self.padding_idx), "min_width": 1, "mask_marks": "padding",
+                "names": {"ids": "input_ids", "mask": "padding_mask", "lengths": "lengths"}}
+
     def batch_sampler(self, dataset, batch_size: int, shuffle: bool = False, generator=None,
                       drop_last: bool = False):
         """Batches of similar length when bucketing is on; None leaves the DataLoader's own batching."""

@@ -154,15 +154,71 @@ class RNNClassifier(TextClassifier):
     def forward(self, input_ids, padding_mask=None, lengths=None):
         _, lengths = self.masks(input_ids, padding_mask, lengths)
         x = self.dropout(self.embedding(input_ids))
-        # an empty text still gets one step (over padding), so every sample has a final state
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True,
-                                                   enforce_sorted=False)
-        _, hidden = self.rnn(packed)
-        if isinstance(hidden, tuple):  # LSTM: (h, c)
-            hidden = hidden[0]
-        directions = 2 if self.rnn.bidirectional else 1
-        last = hidden.view(self.rnn.num_layers, directions, hidden.shape[1], hidden.shape[2])[-1]
-        return self.fc(self.dropout(torch.cat(list(last), dim=1)))
+        # Two paths computing the same function. Training and eager inference pack the batch
+        # (pack_padded_sequence: padding is never read, and cuDNN runs it fast); but packing has
+        # data-dependent sizes that torch.export (and so the dynamo ONNX exporter) cannot capture and
+        # that torch.jit.trace would bake in from the example. When exporting or tracing, `_unpacked`
+        # runs each layer and direction over the padded batch with index arithmetic instead: same
+        # weights, no new parameters or buffers, equal to the packed path up to float rounding.
+        if torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.jit.is_scripting():
+            last = self._unpacked(x, lengths)
+        else:
+            # an empty text still gets one step (over padding), so every sample has a final state
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True,
+                                                       enforce_sorted=False)
+            _, hidden = self.rnn(packed)
+            if isinstance(hidden, tuple):  # LSTM: (h, c)
+                hidden = hidden[0]
+            directions = 2 if self.rnn.bidirectional else 1
+            last = list(hidden.view(self.rnn.num_layers, directions, hidden.shape[1], hidden.shape[2])[-1])
+        return self.fc(self.dropout(torch.cat(last, dim=1)))
+
+    def _unpacked(self, x, lengths):
+        """The packed path's final states of the last layer (one (batch, hidden) tensor per direction),
+        computed over the padded batch ``x`` (batch, T, embed) without packing, so that it can be exported.
+
+        Each layer and direction runs alone (num_layers=1, unidirectional) with its own weights. The
+        forward direction reads the left-aligned batch; its state after the last real token is its
+        output at ``len - 1`` (what comes later reads padding and is never used). The backward
+        direction reads each text reversed, left-aligned: position t holds token ``len - 1 - t``, so it
+        reads exactly the real tokens, last first; its final state is again its output at
+        ``len - 1``, and the same index (the reversal is its own inverse on real positions) puts its
+        outputs back in text order for the next layer. Padding positions of a layer's output hold
+        junk that no later step reads.
+        """
+        rnn = self.rnn
+        directions = 2 if rnn.bidirectional else 1
+        per = len(rnn._flat_weights) // (rnn.num_layers * directions)  # w_ih, w_hh[, b_ih, b_hh]
+        batch, steps = x.shape[0], x.shape[1]
+        lengths = lengths.to(x.device).long().clamp(min=1)  # as the packed path: an empty text gets one step
+        t = torch.arange(steps, device=x.device).unsqueeze(0)
+        reverse = (lengths.unsqueeze(1) - 1 - t).clamp(min=0)  # (batch, T); past the text: any index will do
+        last_step = (lengths - 1).view(-1, 1, 1)
+
+        def take(seq, index):  # seq (batch, T, width), index (batch, k): seq[b, index[b, i]]
+            return seq.gather(1, index.unsqueeze(-1).expand(-1, -1, seq.shape[2]))
+
+        def run(seq, weights):
+            h0 = seq.new_zeros(1, batch, rnn.hidden_size)
+            if isinstance(rnn, nn.LSTM):
+                return torch._VF.lstm(seq, (h0, h0), weights, rnn.bias, 1, 0.0, False, False, True)[0]
+            if isinstance(rnn, nn.GRU):
+                return torch._VF.gru(seq, h0, weights, rnn.bias, 1, 0.0, False, False, True)[0]
+            raise KernelError(f"{self.who}: no export path for {type(rnn).__name__}")
+
+        finals = []
+        for layer in range(rnn.num_layers):
+            if layer and rnn.dropout and self.training:  # as nn.LSTM/GRU: between layers, in training only
+                x = nn.functional.dropout(x, rnn.dropout, True)
+            outputs, finals = [], []
+            for d in range(directions):
+                k = (layer * directions + d) * per
+                weights = rnn._flat_weights[k:k + per]
+                out = run(x if d == 0 else take(x, reverse), weights)
+                finals.append(out.gather(1, last_step.expand(-1, 1, out.shape[2])).squeeze(1))
+                outputs.append(out if d == 0 else take(out, reverse))  # back in text order
+            x = torch.cat(outputs, dim=2)
+        return finals
 
 
 class LSTMClassifier(RNNClassifier):

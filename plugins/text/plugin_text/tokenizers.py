@@ -34,6 +34,10 @@ class BasicEnglish:
             line = line.replace(old, new)
         return line.split()
 
+    def portable(self) -> dict:
+        """This tokenizer as data for a torch-free runtime (plugin-onnx): lower-case, replace, split."""
+        return {"step": "tokenize", "lower": True, "replace": [list(r) for r in _BASIC_ENGLISH], "split": "whitespace"}
+
 
 class Whitespace:
     """Splits at white space, keeping punctuation attached and case as it is.
@@ -49,6 +53,9 @@ class Whitespace:
         text = _text(text, "text.whitespace")
         return (text.lower() if self.lower else text).split()
 
+    def portable(self) -> dict:
+        return {"step": "tokenize", "lower": self.lower, "replace": [], "split": "whitespace"}
+
 
 class Characters:
     """One token per character (white space included, as a space token).
@@ -63,6 +70,9 @@ class Characters:
     def __call__(self, text) -> list[str]:
         text = _text(text, "text.char")
         return list(text.lower() if self.lower else text)
+
+    def portable(self) -> dict:
+        return {"step": "tokenize", "lower": self.lower, "replace": [], "split": "characters"}
 
 
 class Subword:
@@ -97,6 +107,12 @@ class Subword:
             raise KernelError(f"text.{self.algorithm} is not trained: call fit(dataset) first "
                               f"(the kernel does this on the training split)")
         return self.tokenizer.encode(_text(text, f"text.{self.algorithm}")).tokens
+
+    def portable(self) -> dict | None:
+        """The trained tokenizer's JSON text: a runtime needs HF ``tokenizers`` (no torch) to apply it."""
+        if self.tokenizer is None:
+            return None
+        return {"step": "hf_tokenizer", "tokenizer": self.tokenizer.to_str()}
 
     def _normalizer(self):
         from tokenizers import normalizers

@@ -137,6 +137,13 @@ class Vocabulary:
             ids.append(EOS)
         return torch.tensor(ids, dtype=torch.long)
 
+    def portable(self) -> dict | None:
+        """The fitted vocabulary as data for a torch-free runtime (plugin-onnx); None before ``fit``."""
+        if self.tokens is None:
+            return None
+        return {"step": "vocab", "tokens": list(self.tokens), "unk_index": UNK, "max_length": self.max_length,
+                "add_bos": self.add_bos, "bos_index": BOS, "add_eos": self.add_eos, "eos_index": EOS}
+
     def lookup(self, ids) -> list[str]:
         """The tokens of a sequence of ids (for people: renderers, predictions)."""
         return [self.tokens[i] for i in torch.as_tensor(ids).tolist()]

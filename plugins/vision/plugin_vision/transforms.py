@@ -78,6 +78,72 @@ class VisionTransform:
             out_y = out_y.as_subclass(torch.Tensor)
         return out_x.as_subclass(torch.Tensor), out_y
 
+    def portable(self) -> dict | None:
+        """This transform as data for a torch-free runtime (plugin-onnx's ``kernel predict``); None
+        when it cannot be described exactly."""
+        describe = PORTABLE.get(self.name)
+        return describe(self.transform) if describe else None
+
+
+def _resize(t) -> dict | None:
+    mode = getattr(t.interpolation, "value", t.interpolation)
+    if mode not in ("nearest", "nearest-exact", "bilinear", "bicubic"):
+        return None  # box, hamming, lanczos: PIL images only
+    size = t.size if t.size is None or len(t.size) != 1 else t.size[0]
+    return {"step": "resize", "size": size, "interpolation": mode, "antialias": bool(t.antialias),
+            "max_size": t.max_size}
+
+
+def _pad(t) -> dict | None:
+    p = [t.padding] if isinstance(t.padding, int) else list(t.padding)
+    if len(p) == 1:
+        p = p * 4
+    elif len(p) == 2:  # [left/right, top/bottom]
+        p = p * 2
+    fill = 0 if t.fill is None else t.fill
+    if len(p) != 4 or isinstance(fill, dict):
+        return None
+    return {"step": "pad", "padding": [int(v) for v in p], "mode": t.padding_mode,
+            "fill": float(fill) if isinstance(fill, (int, float)) else [float(v) for v in fill]}
+
+
+def _float_dtype(t) -> dict | None:
+    # the runtime's images are float32 in [0, 1] already; between float types "scale" changes nothing
+    dtypes = t.dtype.values() if isinstance(t.dtype, dict) else [t.dtype]
+    return {"step": "identity"} if all(d is None or d.is_floating_point for d in dtypes) else None
+
+
+def _augmentation(t) -> dict | None:
+    """A random augmentation whose untouched image is one of its outcomes (or its mean): the run's
+    model saw such images, and a prediction should not depend on a coin toss, so predicting skips it.
+    (The kernel itself applies it at prediction too: it has one transform list for every split.)"""
+    if getattr(t, "expand", False):
+        return None  # RandomRotation(expand=True) changes the size
+    return {"step": "identity", "augmentation": type(t).__name__}
+
+
+_IDENTITY = {"step": "identity"}
+#: transform name -> its description from the torchvision object (absent: cannot be described)
+PORTABLE = {
+    "Resize": _resize,
+    "CenterCrop": lambda t: {"step": "center_crop", "size": [int(v) for v in t.size]},
+    "Pad": _pad,
+    "Grayscale": lambda t: {"step": "grayscale", "channels": int(t.num_output_channels)},
+    "RGB": lambda t: {"step": "rgb"},
+    "ToDtype": _float_dtype,
+    "ConvertImageDtype": _float_dtype,
+    # no-ops on a float image tensor: conversions, and transforms of boxes and key points only
+    **dict.fromkeys(("Identity", "ToImage", "ToPureTensor", "ClampBoundingBoxes", "ClampKeyPoints",
+                     "ConvertBoundingBoxFormat", "SanitizeBoundingBoxes", "SanitizeKeyPoints",
+                     "SetClampingMode"), lambda t: dict(_IDENTITY)),
+    **dict.fromkeys(("RandomHorizontalFlip", "RandomVerticalFlip", "ColorJitter", "RandomGrayscale",
+                     "RandomAutocontrast", "RandomEqualize", "RandomInvert", "RandomPosterize",
+                     "RandomSolarize", "RandomAdjustSharpness", "RandomErasing", "RandomRotation",
+                     "RandomAffine", "RandomPerspective", "ElasticTransform", "AutoAugment", "RandAugment",
+                     "TrivialAugmentWide", "AugMix", "RandomPhotometricDistort", "RandomChannelPermutation",
+                     "GaussianNoise", "RandomApply"), _augmentation),
+}
+
 
 def _convert(key: str, value):
     """A workflow value (text, lists) as the object torchvision expects."""
@@ -242,6 +308,12 @@ class Normalize:
         if self.mean is None or self.std is None:
             return {}
         return {"normalize": {"mean": list(self.mean), "std": list(self.std)}}
+
+    def portable(self) -> dict | None:
+        """The fitted statistics as data for a torch-free runtime; None until they are known."""
+        if self.mean is None or self.std is None:
+            return None
+        return {"step": "normalize", "mean": list(self.mean), "std": list(self.std)}
 
     def state_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std}
