@@ -1,0 +1,1 @@
+"""plugin-onnx: verified exports of trained runs, and kernel predict without torch."""
