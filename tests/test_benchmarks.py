@@ -27,6 +27,9 @@ CASES = [
                    "--rounds", "1"], "target (overhead): ratio <= 1.05"),
     ("explain.py", ["--models", "vision.simple_cnn", "--batches", "4", "--steps", "5", "--reps", "1", "--memory-batches"],
      "Captum by hand, plugin's internal batch"),
+    ("export.py", ["--vision", "simple_cnn", "--text", "text.cnn", "--audio", "audio.m5", "--epochs", "1",
+                   "--short-audio", "--reps", "1", "--min-time", "0.01", "--predict-repeat", "1",
+                   "--predict-inputs", "4"], "target (accuracy): int8 within 1 point"),
 ]
 
 
