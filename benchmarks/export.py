@@ -174,7 +174,7 @@ def benchmark_model(args, spec: dict, workspace: str, folder: Path, notes: list)
 
     import kernel
     from kernel.data import forward
-    from plugin_onnx.export import Feeds, exported_scores, reference_scores, scores_of
+    from plugin_onnx.export import Feeds, chunks, exported_scores, feed_batches, reference_scores, scores_of
     from plugin_onnx.runtime import OnnxRunner
 
     name = spec["name"]
@@ -224,9 +224,9 @@ def benchmark_model(args, spec: dict, workspace: str, folder: Path, notes: list)
 
     if args.profile:  # after the timing, so that the profilers cannot touch it
         profile(name, model, *profiled, files[FLOAT].path, args.threads)
-    accuracy = {EAGER: float((reference_scores(loaded, raws).argmax(-1) == np.asarray(labels)).mean())}
+    accuracy = {EAGER: float((reference_scores(loaded, chunks(raws)).argmax(-1) == np.asarray(labels)).mean())}
     for path, runner in runners.items():
-        scores = exported_scores(runner, feeds, raws)
+        scores = exported_scores(runner, feed_batches(feeds, chunks(raws), runner.inputs))
         accuracy[path] = float((scores.argmax(-1) == np.asarray(labels)).mean())
     sizes = {path: d.path.stat().st_size for path, d in files.items()}
     return {**spec, "conv": conv, "params": sum(p.numel() for p in model.parameters()), "speed": speed,

@@ -139,13 +139,14 @@ def test_predict_classifies_text_lines_without_torch(trained, tmp_path):
     home, runs = trained
     for rid in runs["text_sentiment"]:  # every text model: bags, convolutions, a recurrent one, a transformer
         loaded = kernel.load(rid, workspace=home)
-        texts = [x for x, _ in loaded.samples("valid", 5, raw=True)] + ["", "an utterly zxqv film"]
+        # real reviews, then the shortest texts a graph may have frozen a branch against
+        texts = [x for x, _ in loaded.samples("valid", 5, raw=True)] + ["", "bad", "an utterly zxqv film"]
         lines = tmp_path / "reviews.txt"
         lines.write_text("\n".join(t.replace("\n", " ") for t in texts[:5]) + "\n")
-        proc = predict_without_torch(home, onnx_of(home, rid), f"@{lines}", texts[6], "--json")
+        proc = predict_without_torch(home, onnx_of(home, rid), f"@{lines}", texts[6], texts[7], "--json")
         assert proc.returncode == 0, proc.stderr
-        names = [f"{lines}:{i + 1}" for i in range(5)] + [texts[6]]
-        check_predictions(json.loads(proc.stdout), eager_probabilities(loaded, texts[:5] + [texts[6]]), names)
+        names = [f"{lines}:{i + 1}" for i in range(5)] + texts[6:]
+        check_predictions(json.loads(proc.stdout), eager_probabilities(loaded, texts[:5] + texts[6:]), names)
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int):
@@ -331,3 +332,59 @@ def test_random_augmentations_are_skipped_and_said_so(tmp_path):
     (written,) = json.loads(proc.stdout)
     assert written["verified"] is True
     assert written["compared"] == "model only (random augmentations skipped: RandomHorizontalFlip)"
+
+
+def test_files_are_read_as_the_dataset_gives_them_not_as_the_model_takes_them(tmp_path):
+    """A Resample transform between the dataset (8 kHz) and the model (4 kHz): the metadata says the file's
+    rate and length, predict resamples once, and its scores are eager's."""
+    import torch
+
+    import kernel
+
+    home = tmp_path / "ws"
+    overrides = {**SHORT["spoken_digits"], "models": [{"use": "audio.spectrogram_cnn", "params": {"n_mels": 32}}],
+                 "dataset.transforms": [{"use": "audio.Resample", "orig_freq": 8000, "new_freq": 4000}]}
+    workflow = kernel.Workflow.from_file(ROOT / "examples" / "spoken_digits.toml").with_overrides(overrides)
+    (run,) = workflow.run(workspace=home, quiet=True, artifacts=False)
+    out = tmp_path / "spectrogram_cnn.onnx"
+    assert export(home, run.id, "-o", out).returncode == 0
+    import onnx
+
+    meta = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["kernel"])
+    assert meta["input"]["sample_rate"] == 8000 and meta["input"]["samples"] == 8000
+    assert meta["input"]["shape"] == [1, 4000]
+    loaded = kernel.load(run.id, workspace=home)
+    files, decoded = [], []
+    for i, (x, _) in enumerate(loaded.samples("valid", 3, raw=True)):
+        path = tmp_path / f"clip{i}.wav"
+        write_wav(path, x[0].numpy(), 8000)
+        files.append(path)
+        with wave.open(str(path)) as w:
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768
+        decoded.append(torch.from_numpy(pcm).unsqueeze(0))
+    proc = predict_without_torch(home, out, *files, "--json")
+    assert proc.returncode == 0, proc.stderr
+    check_predictions(json.loads(proc.stdout), eager_probabilities(loaded, decoded), [str(f) for f in files])
+
+
+def test_a_run_whose_preprocessing_is_not_portable_is_verified_on_one_draw(tmp_path):
+    """RandomResizedCrop cannot be described without torch: the file is verified on the run's own torch
+    batch, made once for the eager model and the file, and predict refuses raw files, naming it."""
+    import kernel
+
+    home = tmp_path / "ws"
+    workflow = kernel.Workflow.from_file(ROOT / "examples" / "quickstart.toml").with_overrides({
+        "trainer.epochs": 1, "models": [{"use": "vision.simple_cnn"}],
+        "dataset.transforms": [{"use": "vision.RandomResizedCrop", "size": 16},
+                               {"use": "vision.Normalize", "mean": "auto", "std": "auto"}]})
+    (run,) = workflow.run(workspace=home, quiet=True, artifacts=False)
+    proc = export(home, run.id, "--json")
+    assert proc.returncode == 0, proc.stderr
+    (written,) = json.loads(proc.stdout)
+    assert written["verified"] is True and written["compared"].startswith("model only (the preprocessing is not portable")
+    from PIL import Image
+
+    png = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8), mode="L").save(png)
+    proc = kernel_cmd("predict", written["path"], png, cwd=home, env={"KERNEL_HOME": str(home)})
+    assert proc.returncode == 2 and "RandomResizedCrop" in proc.stderr, proc.stderr

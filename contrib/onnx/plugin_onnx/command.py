@@ -88,20 +88,24 @@ def export_cmd(args):
         refs += [rid for rid in kernel.newest_runs(args.workflow) if rid not in refs]
     if not refs:
         raise KernelError("name the runs to export (`kernel runs` lists them), or --workflow NAME")
-    if args.output and len(refs) * len(formats) > 1 and not args.output.endswith(("/", "\\")):
-        from pathlib import Path
+    from .export import is_folder
 
-        if not Path(args.output).is_dir():
-            raise KernelError(f"-o {args.output}: several files are exported; give a folder (ending in /)")
+    if args.output and len(refs) * len(formats) > 1 and not is_folder(args.output):
+        raise KernelError(f"-o {args.output}: several files are exported; give a folder (ending in /)")
     loaded = [kernel.load(ref, checkpoint=args.checkpoint) for ref in refs]
     tolerance = Tolerance(args.atol, args.rtol, args.min_agreement)
     say = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
-    done = []
+    done, failed = [], []
     for run in loaded:
-        for fmt in formats:
+        for fmt in formats:  # one export that fails does not stop the others
             say(f"exporting {run.run.id} ({run.info.get('model')}) to {fmt} ...")
-            done += export_run(run, catalog, fmt, params, args.output, args.split, args.samples, tolerance,
-                               args.in_graph, args.quantize, say)
+            try:
+                done += export_run(run, catalog, fmt, params, args.output, args.split, args.samples, tolerance,
+                                   args.in_graph, args.quantize, say)
+            except KernelError as exc:
+                failed.append(f"{run.run.id} to {fmt}: {exc}")
+                if len(loaded) * len(formats) > 1:
+                    print(f"kernel: error: {failed[-1]}", file=sys.stderr)
     if args.json:
         print(json.dumps([{"run": d.run, **d.record()} for d in done], indent=2, default=str))
     else:
@@ -114,6 +118,9 @@ def export_cmd(args):
                 print(f"  accuracy on {d.details['accuracy_samples']} {args.split} samples: int8 "
                       f"{d.details['accuracy']:.2%}, float {d.details['float_accuracy']:.2%} "
                       f"({100 * (d.details['accuracy'] - d.details['float_accuracy']):+.2f} points)")
+    if failed:  # an export that could not be made is the user's to fix (2); a refused file is a failed check (1)
+        raise KernelError(f"{len(failed)} of {len(loaded) * len(formats)} export(s) failed (above)" if len(failed) > 1
+                          else failed[0].split(": ", 1)[1])
     refused = [refusal(d) for d in done if not d.passed]
     if refused:
         raise Refused("; ".join(refused))

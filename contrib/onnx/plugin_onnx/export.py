@@ -48,8 +48,10 @@ class Verification:
 
     def line(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
-        return (f"verified on {self.samples} samples: max abs error {self.max_abs_error:.3g}, max rel error "
-                f"{self.max_rel_error:.3g}, top-1 agreement {self.top1_agreement:.1%} ({self.rule}): {verdict}")
+        # max_rel_error: the max abs error relative to the largest eager score, not element by element
+        return (f"verified on {self.samples} samples: max abs error {self.max_abs_error:.3g} "
+                f"({self.max_rel_error:.3g} of the largest score), top-1 agreement {self.top1_agreement:.1%} "
+                f"({self.rule}): {verdict}")
 
 
 @dataclass
@@ -66,12 +68,17 @@ class Exported:
         return self.verification is not None and self.verification.passed
 
     def record(self) -> dict:
+        """run.json's entry (JSON-ready: an error too large to measure is null, not Infinity)."""
         v = self.verification
-        return {"format": self.format, "exporter": self.exporter, "path": str(self.path),
-                "size": self.path.stat().st_size if self.path.exists() else None,
-                "verified": self.passed, **({k: getattr(v, k) for k in ("samples", "max_abs_error", "max_rel_error",
-                                                                        "top1_agreement")} if v else {}),
-                **self.details}
+        measured = {k: finite(getattr(v, k)) for k in ("samples", "max_abs_error", "max_rel_error",
+                                                        "top1_agreement")} if v else {}
+        return {**self.details, "format": self.format, "exporter": self.exporter, "path": str(self.path),
+                "size": self.path.stat().st_size if self.path.exists() else None, "verified": self.passed,
+                **measured}
+
+
+def finite(value):
+    return value if not isinstance(value, float) or np.isfinite(value) else None
 
 
 # -- exporters by name -------------------------------------------------------------------------------
@@ -95,7 +102,26 @@ def resolve(catalog, fmt: str, params: dict | None = None):
         raise KernelError(f"unknown export format {fmt!r}{did_you_mean(fmt, candidates)}; the formats are "
                           f"{', '.join(shown)} (`kernel list exporters`)")
     name = known[fmt]
-    return name, catalog.create(name, "exporter", **(params or {}))
+    check_params(name, catalog.target(catalog.get(name, "exporter")), params or {})
+    try:
+        return name, catalog.create(name, "exporter", **(params or {}))
+    except (TypeError, ValueError) as exc:
+        raise KernelError(f"{name}: {exc}") from None
+
+
+def check_params(name: str, target, params: dict):
+    """Each --param against the exporter's signature: a known name, a value of the annotated type."""
+    import inspect
+
+    accepted = {k: p for k, p in inspect.signature(target).parameters.items() if k != "self"}
+    types = {"bool": bool, "int": int, "float": (int, float), "str": str}
+    for key, value in params.items():
+        if key not in accepted:
+            raise KernelError(f"{name}: unknown parameter {key!r}{did_you_mean(key, list(accepted))}; its parameters "
+                              f"are {', '.join(accepted) or 'none'} (`kernel show {name}`)")
+        expected = types.get(str(accepted[key].annotation).split(" |")[0])
+        if expected and (not isinstance(value, expected) or (expected is not bool and isinstance(value, bool))):
+            raise KernelError(f"{name}: parameter {key} expects {accepted[key].annotation}, not {value!r}")
 
 
 # -- samples and feeds -------------------------------------------------------------------------------
@@ -200,7 +226,8 @@ class Feeds:
             return self.loaded.preprocess(raws)
         feed = self.batch(raws)
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feed.items()}
-        return tensors if self.collate else next(iter(tensors.values()))
+        return tensors if len(tensors) > 1 or (self.collate or {}).get("step") == "pad_tokens" \
+            else next(iter(tensors.values()))
 
 
 def samples_of(loaded, split: str, count: int) -> list:
@@ -236,38 +263,61 @@ def compare(reference: np.ndarray, exported: np.ndarray, tolerance: Tolerance, q
     return Verification(len(reference), max_abs, max_rel, agree, passed, rule)
 
 
-def reference_scores(loaded, raws: list) -> np.ndarray:
-    out = [scores_of(loaded.predict(raws[i:i + CHUNK])) for i in range(0, len(raws), CHUNK)]
-    return np.concatenate(out)
+def chunks(raws: list) -> list[list]:
+    return [raws[i:i + CHUNK] for i in range(0, len(raws), CHUNK)]
 
 
-def model_scores(model, feeds: Feeds, raws: list, names: list[str]) -> np.ndarray:
+def shortest_texts(loaded, split: str, count: int = 3) -> list:
+    """The split's shortest texts, and an empty one, each to be verified alone: a graph may have
+    frozen a branch taken for long batches only (padding a batch shorter than a convolution)."""
+    raw = loaded.data.raw[split]
+    texts = [(len(raw[i][0]), i) for i in range(len(raw)) if isinstance(raw[i][0], str)]
+    return [raw[i][0] for _, i in sorted(texts)[:count]] + ([""] if texts else [])
+
+
+def feed_batches(feeds: Feeds, batches: list[list], names: list[str]) -> list[dict]:
+    """Each batch's inputs for the file, made once: the eager model and the file must see the same
+    draw of any random transform."""
+    return [feeds.batch(b, names) for b in batches]
+
+
+def reference_scores(loaded, batches: list[list]) -> np.ndarray:
+    """The whole eager path: the run's own torch transforms, then the model."""
+    return np.concatenate([scores_of(loaded.predict(b)) for b in batches])
+
+
+def model_scores(model, fed: list[dict]) -> np.ndarray:
     """The eager model (as exported: ``Flat``) on the very inputs the exported file gets."""
     import torch
 
     out = []
-    for i in range(0, len(raws), CHUNK):
-        feed = feeds.batch(raws[i:i + CHUNK], names)
+    for feed in fed:
         with torch.no_grad():
-            out.append(scores_of(model(*(torch.from_numpy(np.ascontiguousarray(feed[n])) for n in names))))
+            out.append(scores_of(model(*(torch.from_numpy(np.ascontiguousarray(feed[n])) for n in model.names))))
     return np.concatenate(out)
 
 
-def exported_scores(runner, feeds: Feeds, raws: list) -> np.ndarray:
-    out = [np.asarray(runner(feeds.batch(raws[i:i + CHUNK], runner.inputs))) for i in range(0, len(raws), CHUNK)]
-    return np.concatenate(out).astype(np.float32)
+def exported_scores(runner, fed: list[dict]) -> np.ndarray:
+    return np.concatenate([np.asarray(runner(feed)) for feed in fed]).astype(np.float32)
 
 
 # -- placing the file --------------------------------------------------------------------------------
 
+def is_folder(output) -> bool:
+    return Path(output).is_dir() or str(output).endswith(("/", os.sep))
+
+
 def destination(loaded, exporter, output) -> Path:
+    """The run's artifacts/exports/MODEL.SUFFIX; in a folder given with -o, RUN_ID.SUFFIX (runs of one
+    model exported to one folder must not overwrite each other); or the file given."""
     suffix = getattr(exporter, "suffix", "." + getattr(exporter, "format", "export"))
-    name = f"{loaded.info.get('model') or 'model'}{suffix}"
     if output is None:
-        return loaded.run.artifacts / "exports" / name
-    path = Path(output)
-    if path.is_dir() or str(output).endswith(os.sep):
-        return path / name
+        return (loaded.run.artifacts / "exports" / f"{loaded.info.get('model') or 'model'}{suffix}").resolve()
+    if is_folder(output):
+        return (Path(output) / f"{loaded.run.id}{suffix}").resolve()
+    path = Path(output).resolve()
+    if not path.name.endswith(suffix):
+        raise KernelError(f"-o {output}: {getattr(exporter, 'format', 'exported')} files end in {suffix}")
     return path
 
 
@@ -295,8 +345,12 @@ def export_run(loaded, catalog, fmt: str = "onnx", params: dict | None = None, o
     """Export, verify, place and record; returns the float export and, with ``quantize``, the quantised
     one. An export whose verification failed is returned too, ``passed`` false, its file kept as
     NAME.unverified."""
+    from .quantize import MODES
+
     tolerance = tolerance or Tolerance()
     say = say or (lambda _: None)
+    if quantize is not None and quantize not in MODES:
+        raise KernelError(f"quantize must be dynamic or static, not {quantize!r}{did_you_mean(str(quantize), list(MODES))}")
     name, exporter = resolve(catalog, fmt, params)
     quantize = quantize if getattr(exporter, "format", None) == "onnx" else None  # int8 files are ONNX files
     if not callable(getattr(exporter, "load", None)):
@@ -308,36 +362,43 @@ def export_run(loaded, catalog, fmt: str = "onnx", params: dict | None = None, o
     final = destination(loaded, exporter, output)
     tmp = temporary(final)
     model = flat_for(loaded, feeds, raws)
+    first = raws[0]
+    image = feeds.portable and meta.input_kind(loaded.facts, feeds.steps) == "image"
     info = meta.build(loaded, getattr(exporter, "format", name), name, feeds.steps, feeds.collate, feeds.in_graph,
-                      feeds.not_portable)
+                      feeds.not_portable, raw=as_image(first) if image else to_numpy(first))
+    whole_path = feeds.portable and not feeds.augmentations
     try:
         artifact = write(exporter, model, feeds, raws, tmp, info)
-        if feeds.augmentations:  # the eager path would flip a coin: compare the graphs on the same inputs
-            reference = model_scores(model, feeds, raws, model.names)
-        else:  # the whole path: the run's torch transforms and model against the portable steps and the file
-            reference = reference_scores(loaded, raws)
         say(f"verifying {final.name} on {len(raws)} {split} samples ...")
+        batches = chunks(raws) + [[t] for t in shortest_texts(loaded, split)]
+        fed = feed_batches(feeds, batches, model.names)
+        # the whole path where it is deterministic: the run's torch transforms and model against the portable
+        # steps and the file; else (random transforms, or no portable steps) the model and the file on one draw
+        reference = reference_scores(loaded, batches) if whole_path else model_scores(model, fed)
         try:
-            scores = exported_scores(exporter.load(tmp), feeds, raws)
+            verification = compare(reference, exported_scores(exporter.load(tmp), fed), tolerance, False)
         except Exception as exc:  # the file loads or runs wrongly: that is what verification is for
             line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            verification = Verification(len(raws), float("inf"), float("inf"), 0.0, False,
+            verification = Verification(sum(map(len, batches)), float("inf"), float("inf"), 0.0, False,
                                         f"the exported file failed on the samples: {line[:200]}")
-        else:
-            verification = compare(reference, scores, tolerance, False)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    details = {"sequence_length": feeds.pad_to, "in_graph": feeds.in_graph,
-               "compared": "model only (random augmentations skipped: " + ", ".join(feeds.augmentations) + ")"
-               if feeds.augmentations else "preprocessing and model", **dict(artifact.metadata or {})}
+    compared = "preprocessing and model" if whole_path else "model only (" + (
+        "random augmentations skipped: " + ", ".join(feeds.augmentations) if feeds.portable
+        else f"the preprocessing is not portable: {feeds.not_portable}") + ")"
+    details = {**dict(artifact.metadata or {}), "sequence_length": feeds.pad_to, "in_graph": feeds.in_graph,
+               "compared": compared}
     details.pop("inputs", None)
     done = [place(Exported(loaded.run.id, info["format"], name, final, verification, details), tmp)]
+    record(loaded, [d.record() for d in done])  # the float file is recorded before quantising can fail
     if quantize and done[0].passed:
         from .quantize import quantize_export
 
         done.append(quantize_export(loaded, feeds, done[0], quantize, split, tolerance, say))
-    record(loaded, [d.record() for d in done])
+        record(loaded, [done[-1].record()])
+    elif quantize:
+        say(f"not quantising {final.name}: the float file was refused")
     return done
 
 
@@ -398,7 +459,10 @@ def refuses_other_lengths(exporter, tmp: Path, feeds: Feeds, raws: list, example
     lengths = token_lengths(example)
     if not lengths:
         return None
-    runner = exporter.load(tmp)
+    try:
+        runner = exporter.load(tmp)
+    except Exception:
+        return None  # a file that does not load is the verification's to refuse
     for raw in raws[EXAMPLE:EXAMPLE + 16]:
         feed = feeds.batch([raw], runner.inputs)
         if token_lengths(feed) and token_lengths(feed) != lengths:

@@ -18,7 +18,7 @@ from kernel import Artifact, KernelError
 
 from .flat import Flat, flatten
 
-from .runtime import META_KEY, OnnxRunner  # noqa: F401  (OnnxRunner: what load() returns for ONNX)
+from .runtime import META_KEY, OnnxRunner
 
 
 class ExportFailed(KernelError):
@@ -30,7 +30,7 @@ def flat_model(model, example) -> tuple[Flat, list[str], list]:
     return (model if isinstance(model, Flat) else Flat(model, names, structure)), names, tensors
 
 
-def dynamic_shapes(tensors, batch: bool, sequence: bool) -> tuple:
+def dynamic_shapes(tensors, sequence: bool) -> tuple:
     """torch.export's dynamic axes: the batch axis of every input, and the second axis of integer and
     boolean inputs (token ids, masks: the sequence). AUTO lets an axis the model fixes stay fixed;
     the graph's input shapes say afterwards which axes are free."""
@@ -39,7 +39,7 @@ def dynamic_shapes(tensors, batch: bool, sequence: bool) -> tuple:
     spec = []
     for t in tensors:
         axes = {}
-        if batch and t.dim() >= 1:
+        if t.dim() >= 1:
             axes[0] = Dim.AUTO
         if sequence and t.dim() >= 2 and not t.dtype.is_floating_point:
             axes[1] = Dim.AUTO
@@ -72,7 +72,6 @@ class OnnxExporter:
 
     Args:
         opset: the ONNX opset to target.
-        dynamic_batch: leave the batch axis free.
         dynamic_sequence: leave the sequence axis of token inputs free (a recurrent model's graph may fix
             it: the file's metadata then names the length inputs are padded to).
         optimize: let the exporter fold constants and fuse patterns (onnxscript's optimizer).
@@ -81,17 +80,16 @@ class OnnxExporter:
     format = "onnx"
     suffix = ".onnx"
 
-    def __init__(self, opset: int = 18, dynamic_batch: bool = True, dynamic_sequence: bool = True,
-                 optimize: bool = True):
+    def __init__(self, opset: int = 18, dynamic_sequence: bool = True, optimize: bool = True):
         if not 17 <= opset <= 23:
             raise KernelError(f"onnx.onnx: opset must be between 17 and 23 (the dynamo exporter's range), not {opset}")
-        self.opset, self.dynamic_batch, self.dynamic_sequence, self.optimize = opset, dynamic_batch, dynamic_sequence, optimize
+        self.opset, self.dynamic_sequence, self.optimize = opset, dynamic_sequence, optimize
 
     def export(self, model, example, path, metadata: dict | None = None) -> Artifact:
         import torch
 
         flat, names, tensors = flat_model(model, example)
-        dyn = dynamic_shapes(tensors, self.dynamic_batch, self.dynamic_sequence)
+        dyn = dynamic_shapes(tensors, self.dynamic_sequence)
         try:
             with quiet(), torch.no_grad():
                 program = torch.onnx.export(flat, tuple(tensors), None, dynamo=True, input_names=names,
@@ -222,7 +220,6 @@ class ExportedProgramExporter:
     """torch.export's ExportedProgram, saved as ``.pt2`` (for AOTInductor, ExecuTorch and torch.export.load).
 
     Args:
-        dynamic_batch: leave the batch axis free.
         dynamic_sequence: leave the sequence axis of token inputs free.
         strict: torch.export's strict mode (TorchDynamo traces the Python code; stricter, slower).
     """
@@ -230,14 +227,14 @@ class ExportedProgramExporter:
     format = "exported_program"
     suffix = ".pt2"
 
-    def __init__(self, dynamic_batch: bool = True, dynamic_sequence: bool = True, strict: bool = False):
-        self.dynamic_batch, self.dynamic_sequence, self.strict = dynamic_batch, dynamic_sequence, strict
+    def __init__(self, dynamic_sequence: bool = True, strict: bool = False):
+        self.dynamic_sequence, self.strict = dynamic_sequence, strict
 
     def export(self, model, example, path, metadata: dict | None = None) -> Artifact:
         import torch
 
         flat, names, tensors = flat_model(model, example)
-        dyn = dynamic_shapes(tensors, self.dynamic_batch, self.dynamic_sequence)
+        dyn = dynamic_shapes(tensors, self.dynamic_sequence)
         try:
             with quiet(), torch.no_grad():
                 program = torch.export.export(flat, tuple(tensors), dynamic_shapes={"tensors": dyn}, strict=self.strict)

@@ -85,11 +85,7 @@ IN_GRAPH = {"normalize"}
 def prelude_for(steps: list[dict], ndim: int) -> tuple[nn.Module | None, list[dict], list[str]]:
     """Split the preprocessing: the trailing steps that can become part of the graph as one module,
     the steps left for the caller, and the names of those moved."""
-    moved = []
-    while steps and steps[-1].get("step") in IN_GRAPH and not moved:  # one normalisation, the last step
-        moved.append(steps[-1])
-        steps = steps[:-1]
-    if not moved:
+    if not steps or steps[-1].get("step") not in IN_GRAPH:  # one normalisation, the last step
         return None, steps, []
-    step = moved[0]
-    return Normalize(step["mean"], step["std"], 1, ndim), steps, [s["step"] for s in moved]
+    step = steps[-1]
+    return Normalize(step["mean"], step["std"], 1, ndim), steps[:-1], [step["step"]]

@@ -39,10 +39,13 @@ def portable_steps(loaded) -> tuple[list[dict], dict | None]:
     return steps, collate
 
 
+TEXT_STEPS = ("tokenize", "hf_tokenizer")
+
+
 def input_kind(facts: dict, steps: list[dict]) -> str:
     """How ``kernel predict`` reads an input: image files, text lines, audio files, or .npy arrays."""
     shape = list(facts.get("input_shape") or [])
-    if any(s.get("step") == "tokenize" for s in steps):
+    if any(s.get("step") in TEXT_STEPS for s in steps):
         return "text"
     if facts.get("sample_rate"):
         return "audio"
@@ -51,18 +54,28 @@ def input_kind(facts: dict, steps: list[dict]) -> str:
     return "array"
 
 
-def build(loaded, fmt: str, exporter: str, steps: list[dict] | None, collate: dict | None,
-          in_graph: list[str], not_portable: str | None) -> dict:
-    facts = loaded.facts
-    shape = list(facts.get("input_shape") or [])
-    kind = input_kind(facts, steps or []) if steps is not None else "array"
-    source = {"kind": kind, "shape": shape, "dtype": facts.get("input_dtype")}
+def raw_input(kind: str, facts: dict, steps: list[dict], raw) -> dict:
+    """What a file must become before the steps: read off a raw sample of the dataset, not off the
+    model's input (a Grayscale or Resample step sits between the two)."""
     if kind == "image":
-        source["channels"] = shape[0]
-        source["size"] = shape[1:]
-    elif kind == "audio":
-        source.update(sample_rate=facts.get("sample_rate"), channels=shape[0] if len(shape) == 2 else 1,
-                      samples=shape[-1] if shape else None)
+        return {"channels": int(raw.shape[0]), "size": [int(v) for v in raw.shape[1:]]}
+    if kind == "audio":
+        resample = next((s for s in steps if s.get("step") == "resample"), None)
+        return {"sample_rate": int(resample["orig_freq"]) if resample else facts.get("sample_rate"),
+                "channels": int(raw.shape[0]) if raw.ndim == 2 else 1, "samples": int(raw.shape[-1])}
+    return {}
+
+
+def build(loaded, fmt: str, exporter: str, steps: list[dict] | None, collate: dict | None,
+          in_graph: list[str], not_portable: str | None, raw=None) -> dict:
+    """``raw``: one raw sample as the portable steps take it (float CHW image, waveform array, text)."""
+    facts = loaded.facts
+    kind = input_kind(facts, steps or [])
+    source = {"kind": kind, "dtype": facts.get("input_dtype")}
+    if kind != "text":  # a text's shape is its length, which varies
+        source["shape"] = list(facts.get("input_shape") or [])
+    if raw is not None:
+        source.update(raw_input(kind, facts, steps or [], raw))
     task = facts.get("task") or "multiclass"
     return {
         "schema": 1,
@@ -77,7 +90,7 @@ def build(loaded, fmt: str, exporter: str, steps: list[dict] | None, collate: di
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "task": task,
         "classes": [str(c) for c in (loaded.classes or [])],
-        "scores": "sigmoid" if task == "multilabel" else "softmax",
+        "scores": {"multilabel": "sigmoid", "binary": "softmax", "multiclass": "softmax"}.get(task, "raw"),
         "input": source,
         "preprocessing": steps,
         "collate": collate,

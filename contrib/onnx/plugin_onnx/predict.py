@@ -42,9 +42,13 @@ def main(args) -> int:
     prepared = time.perf_counter()
     scores = run(runner, meta, items)
     done = time.perf_counter()
-    probabilities = to_probabilities(scores, meta.get("scores", "softmax"))
-    classes = meta.get("classes") or [str(i) for i in range(probabilities.shape[-1])]
-    results = [{"input": name, "top": top(p, classes, args.top)} for name, p in zip(names, probabilities)]
+    how = meta.get("scores", "softmax")
+    if how == "raw":  # regression and other tasks: the model's outputs as they are
+        results = [{"input": name, "output": np.atleast_1d(o).tolist()} for name, o in zip(names, scores)]
+    else:
+        probabilities = to_probabilities(scores, how)
+        classes = meta.get("classes") or [str(i) for i in range(probabilities.shape[-1])]
+        results = [{"input": name, "top": top(p, classes, args.top)} for name, p in zip(names, probabilities)]
     timing = {"load_s": round(loaded - started, 4),
               "preprocess_ms_per_input": round(1000 * (prepared - loaded) / len(items), 3),
               "inference_ms_per_input": round(1000 * (done - prepared) / len(items), 3)}
@@ -53,7 +57,9 @@ def main(args) -> int:
                          indent=2))
         return 0
     for r in results:
-        print(f"{r['input']}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+        shown = r["top"] if "top" in r else None
+        print(f"{r['input']}: " + (", ".join(f"{t['class']} {t['probability']:.3f}" for t in shown) if shown
+                                   else " ".join(f"{v:.4g}" for v in r["output"])))
     print(f"{len(items)} input(s): model loaded in {timing['load_s']:.3f} s, "
           f"{timing['preprocess_ms_per_input']:.2f} ms preprocessing and {timing['inference_ms_per_input']:.2f} ms "
           f"inference per input", file=sys.stderr)
@@ -78,6 +84,8 @@ def text_inputs(inputs: list[str]) -> list[tuple[str, str]]:
                 raise KernelError(f"{file} is not UTF-8 text; the model reads one text per line") from None
             out += [(f"{file}:{i + 1}", line) for i, line in enumerate(lines) if line.strip()]
         else:
+            if len(item) < 256 and Path(item).is_file():
+                raise KernelError(f"{item} is a file; write @{item} to classify its lines (one text per line)")
             out.append((item if len(item) <= 40 else item[:37] + "...", item))
     return out
 
@@ -90,9 +98,15 @@ def read_inputs(meta: dict, inputs: list[str]) -> tuple[list[str], list]:
     if not inputs:
         raise KernelError("give inputs to classify: " + {"text": "texts, @FILE or -", "image": "image files",
                                                          "audio": "audio files"}.get(kind, ".npy files"))
-    if steps is None and kind != "array":
-        raise KernelError(f"this model's preprocessing cannot run without torch ({meta.get('not_portable')}); "
-                          f"give .npy arrays shaped as its input")
+    try:  # a step this runtime does not know (a file from a newer plugin): said before any input is read
+        portable.check_steps(steps or [])
+        portable._collate_step(meta.get("collate"))
+    except portable.PortableError as exc:
+        raise KernelError(f"this model needs preprocessing this version of plugin-onnx cannot do: {exc}") from None
+    if steps is None:  # the run's preprocessing has no portable description: inputs come preprocessed
+        kind = "array"
+        source = {**source, "why": f"this model's preprocessing cannot run without torch "
+                                   f"({meta.get('not_portable')})"}
     if kind == "text":
         pairs = text_inputs(inputs)
         if not pairs:
@@ -109,7 +123,8 @@ def read_inputs(meta: dict, inputs: list[str]) -> tuple[list[str], list]:
         try:
             items.append(read_one(kind, source, steps or [], value))
         except portable.PortableError as exc:
-            raise KernelError(f"{name}: {exc}") from None
+            message = str(exc)
+            raise KernelError(message if message.startswith(str(value)) else f"{name}: {message}") from None
     return [n for n, _ in pairs], items
 
 
@@ -134,8 +149,8 @@ def read_one(kind: str, source: dict, steps: list[dict], value):
 
 def read_array(file: Path, source: dict):
     if file.suffix != ".npy":
-        raise portable.PortableError(f"this model takes arrays of shape {source.get('shape')}; give .npy files "
-                                     f"(numpy.save)")
+        why = source.get("why", "this model takes arrays")
+        raise portable.PortableError(f"{why}; give .npy files (numpy.save) of its input's shape {source.get('shape')}")
     try:
         x = np.load(file, allow_pickle=False)
     except (ValueError, OSError) as exc:
@@ -148,7 +163,10 @@ def read_array(file: Path, source: dict):
 def run(runner: OnnxRunner, meta: dict, items: list) -> np.ndarray:
     out = []
     for i in range(0, len(items), BATCH):
-        batch = portable.collate(meta.get("collate"), items[i:i + BATCH], pad_to=meta.get("sequence_length"))
+        try:
+            batch = portable.collate(meta.get("collate"), items[i:i + BATCH], pad_to=meta.get("sequence_length"))
+        except portable.PortableError as exc:
+            raise KernelError(f"the inputs cannot be batched for this model: {exc}") from None
         feed = batch if isinstance(batch, dict) else {runner.inputs[0]: batch}
         out.append(np.asarray(runner(feed), dtype=np.float64))
     return np.concatenate(out)

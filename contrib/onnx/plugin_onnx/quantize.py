@@ -16,7 +16,7 @@ import numpy as np
 
 from kernel import KernelError
 
-from .export import CHUNK, Exported, compare, exported_scores, place, temporary, to_numpy
+from .export import CHUNK, Exported, chunks, compare, exported_scores, feed_batches, place, temporary, to_numpy
 
 MODES = ("dynamic", "static")
 DYNAMIC_OPS = ["MatMul", "Gemm"]  # what --quantize dynamic quantises
@@ -28,12 +28,8 @@ def quantize_export(loaded, feeds, float_export: Exported, mode: str, split: str
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from .exporters import META_KEY, OnnxRunner
+    from .runtime import META_KEY, OnnxRunner
 
-    if mode not in MODES:
-        from kernel import did_you_mean
-
-        raise KernelError(f"--quantize must be dynamic or static, not {mode!r}{did_you_mean(mode, list(MODES))}")
     source = float_export.path
     final = source.with_name(source.name.removesuffix(".onnx") + ".int8.onnx")
     tmp = temporary(final)
@@ -53,11 +49,15 @@ def quantize_export(loaded, feeds, float_export: Exported, mode: str, split: str
         stamp(tmp, META_KEY, {"quantized": mode})
         float_runner, int8_runner = OnnxRunner(source), OnnxRunner(tmp)
         raws, labels = accuracy_samples(loaded, split)
-        reference = exported_scores(float_runner, feeds, raws)
-        scores = exported_scores(int8_runner, feeds, raws)
+        fed = feed_batches(feeds, chunks(raws), float_runner.inputs)  # one draw for both files
+        reference = exported_scores(float_runner, fed)
+        scores = exported_scores(int8_runner, fed)
         verification = compare(reference, scores, tolerance, quantized=True)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, Exception) and not isinstance(exc, KernelError):  # onnxruntime.quantization's own
+            line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise KernelError(f"quantising {source.name} ({mode}) failed: {line}") from exc
         raise
     finally:
         prepared.unlink(missing_ok=True)
@@ -92,11 +92,12 @@ def accuracy_samples(loaded, split: str):
     """Raw inputs of the split (up to ACCURACY_LIMIT) and their class labels (None if not single labels)."""
     raw = loaded.data.raw[split]
     items = [raw[i] for i in range(min(len(raw), ACCURACY_LIMIT))]
-    labels = [to_numpy(y) for _, y in items]
-    try:
-        labels = np.asarray([int(y) for y in labels])
-    except (TypeError, ValueError):
-        labels = None
+    labels = None
+    if loaded.facts.get("task", "multiclass") in ("multiclass", "binary"):  # accuracy means a class per sample
+        try:
+            labels = np.asarray([int(to_numpy(y)) for _, y in items])
+        except (TypeError, ValueError):
+            labels = None
     return [x for x, _ in items], labels
 
 

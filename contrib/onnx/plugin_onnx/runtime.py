@@ -21,7 +21,6 @@ class OnnxRunner:
         except Exception as exc:  # onnxruntime's own errors: InvalidProtobuf, NoSuchFile, Fail
             raise KernelError(f"{path} cannot be loaded as an ONNX model: {str(exc).strip().splitlines()[0]}") from exc
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.shapes = {i.name: [d if isinstance(d, int) else None for d in i.shape] for i in self.session.get_inputs()}
         raw = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
         self.metadata = json.loads(raw) if raw else {}
 
@@ -29,4 +28,8 @@ class OnnxRunner:
         missing = [n for n in self.inputs if n not in feed]
         if missing:
             raise KernelError(f"the ONNX graph takes {', '.join(self.inputs)}; missing: {', '.join(missing)}")
-        return self.session.run(None, {n: feed[n] for n in self.inputs})[0]
+        try:
+            return self.session.run(None, {n: feed[n] for n in self.inputs})[0]
+        except Exception as exc:  # onnxruntime's InvalidArgument, Fail, ...: one line, not its traceback
+            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise KernelError(f"onnxruntime could not run the model on these inputs: {line}") from None

@@ -42,6 +42,12 @@ class Export:
                              f"{kernel.did_you_mean(str(self.quantize), ['dynamic', 'static'])}"))
         if self.samples < 1:
             problems.append(("export.samples", f"must be 1 or more, not {self.samples}"))
+        for name in ("atol", "rtol"):
+            if getattr(self, name) < 0:
+                problems.append((f"export.{name}", f"must be 0 or more, not {getattr(self, name)}"))
+        if self.quantize and not any(known.get(f, "").endswith(".onnx") for f in self.formats):
+            problems.append(("export.quantize", "writes an int8 ONNX file beside the float one: add \"onnx\" to "
+                                                "export.formats"))
         if not 0 <= self.min_agreement <= 1:
             problems.append(("export.min_agreement", f"is a fraction between 0 and 1, not {self.min_agreement}"))
         return problems
@@ -55,10 +61,14 @@ class Export:
             if run.status != "completed":
                 continue
             loaded = kernel.load(run)
-            for fmt in self.formats:
-                done = export_run(loaded, catalog, fmt, None, self.output and f"{self.output.rstrip('/')}/",
-                                  samples=self.samples, tolerance=Tolerance(self.atol, self.rtol, self.min_agreement),
-                                  in_graph=self.in_graph, quantize=self.quantize)
+            for fmt in self.formats:  # one export that fails does not stop the others
+                try:
+                    done = export_run(loaded, catalog, fmt, None, self.output and f"{self.output.rstrip('/')}/",
+                                      samples=self.samples, in_graph=self.in_graph, quantize=self.quantize,
+                                      tolerance=Tolerance(self.atol, self.rtol, self.min_agreement))
+                except kernel.KernelError as exc:
+                    refused.append(f"{run.id} to {fmt}: {exc}")
+                    continue
                 for d in done:
                     verdict = "verified" if d.passed else "REFUSED"
                     print(f"kernel: exported {run.id} to {d.path} ({verdict})", file=sys.stderr)

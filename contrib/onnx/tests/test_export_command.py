@@ -113,7 +113,7 @@ def test_a_perturbed_export_is_refused_and_kept_aside(home, monkeypatch):
                       env={"PYTHONPATH": os.pathsep.join([str(sabotage), os.environ.get("PYTHONPATH", "")])})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "refused" in proc.stderr and "FAILED" in proc.stdout
-    assert not (out / "mlp.onnx").exists() and (out / "mlp.onnx.unverified").is_file()
+    assert not (out / f"{rid}.onnx").exists() and (out / f"{rid}.onnx.unverified").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
     entry = [e for e in run_json(home, rid)["exports"] if e["path"].startswith(str(out))]
     assert entry and entry[0]["verified"] is False and entry[0]["max_abs_error"] > 1e-3
@@ -207,6 +207,10 @@ def test_bad_input_is_one_line_and_exit_2(home, tmp_path):
         (("export", rid, "--samples", "0"), "--samples must be 1 or more"),
         (("export", rid, "--param", "opset=3"), "opset must be between 17 and 23"),
         (("export", rid, "--param", "opset"), "--param 'opset': write KEY=VALUE"),
+        (("export", rid, "--param", "opsett=17"), "onnx.onnx: unknown parameter 'opsett' (did you mean 'opset'?)"),
+        (("export", rid, "--format", "exported_program", "--param", "strict=maybe"),
+         "parameter strict expects bool, not 'maybe'"),
+        (("export", rid, "-o", "model.pt"), "-o model.pt: onnx files end in .onnx"),
         (("export", "--workflow", "tinny"), "no runs of workflow 'tinny'"),
         (("export",), "name the runs to export"),
         (("export", rid, "--format", "torchscript", "--quantize", "dynamic"), "add --format onnx"),

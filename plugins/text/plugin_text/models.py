@@ -24,6 +24,12 @@ def _need(vocab_size, num_classes, who: str):
         raise KernelError(f"{who} needs num_classes: the dataset has no classes; set it")
 
 
+def exporting() -> bool:
+    """Whether the model is being captured (torch.export, the dynamo ONNX exporter, TorchScript): some
+    models then compute the same function in a form the capture can keep general."""
+    return torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.jit.is_scripting()
+
+
 class TextClassifier(nn.Module):
     """The common part: embedding (optionally pretrained), padding bookkeeping, a linear head."""
 
@@ -87,6 +93,13 @@ class EmbeddingBagClassifier(TextClassifier):
     def forward(self, input_ids, padding_mask=None, lengths=None):
         if padding_mask is not None:  # any id may pad; EmbeddingBag skips padding_idx
             input_ids = input_ids.masked_fill(padding_mask, self.padding_idx)
+        if exporting():
+            # the same mean written out: torch.export guards nn.EmbeddingBag's offsets on a batch of at
+            # least 2, so the exported program would refuse a single text
+            keep = (input_ids != self.padding_idx).unsqueeze(-1) if self.padding_idx is not None \
+                else torch.ones_like(input_ids, dtype=torch.bool).unsqueeze(-1)
+            summed = (nn.functional.embedding(input_ids, self.embedding.weight) * keep).sum(dim=1)
+            return self.fc(summed / keep.sum(dim=1).clamp(min=1))
         return self.fc(self.embedding(input_ids))
 
 
@@ -117,11 +130,12 @@ class CNNClassifier(TextClassifier):
 
     def forward(self, input_ids, padding_mask=None, lengths=None):
         padding_mask, lengths = self.masks(input_ids, padding_mask, lengths)
-        widest = max(self.kernel_sizes)
-        if input_ids.shape[1] < widest:  # short batches: pad so every convolution has one position
-            extra = widest - input_ids.shape[1]
-            input_ids = nn.functional.pad(input_ids, (0, extra), value=self.padding_idx)
-            padding_mask = nn.functional.pad(padding_mask, (0, extra), value=True)
+        # widest - 1 masked padding columns, always: every convolution has a position even for a one-token
+        # batch, and no branch on the batch's length, which an exported graph would freeze at the example's
+        # (the windows over them are masked below, so the scores are those of the text alone)
+        extra = max(self.kernel_sizes) - 1
+        input_ids = nn.functional.pad(input_ids, (0, extra), value=self.padding_idx)
+        padding_mask = nn.functional.pad(padding_mask, (0, extra), value=True)
         x = self.embedding(input_ids).masked_fill(padding_mask.unsqueeze(-1), 0).transpose(1, 2)
         lengths = lengths.to(x.device).unsqueeze(1)
         pooled = []
@@ -160,7 +174,7 @@ class RNNClassifier(TextClassifier):
         # that torch.jit.trace would bake in from the example. When exporting or tracing, `_unpacked`
         # runs each layer and direction over the padded batch with index arithmetic instead: same
         # weights, no new parameters or buffers, equal to the packed path up to float rounding.
-        if torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        if exporting():
             last = self._unpacked(x, lengths)
         else:
             # an empty text still gets one step (over padding), so every sample has a final state

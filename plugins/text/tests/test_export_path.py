@@ -105,3 +105,24 @@ def test_torch_jit_trace(cls, bidirectional, layers):
     for ids in (EXAMPLE, OTHER, OTHER_SAME_LENGTH):
         with torch.no_grad():
             torch.testing.assert_close(traced(ids), _packed(model, ids), atol=1e-5, rtol=0)
+
+
+def test_embedding_bag_exports_for_any_batch_size():
+    """text.embedding_bag's mean written out while exporting equals nn.EmbeddingBag's (padding left out,
+    an all-padding text zeros), and the exported program takes a single text: torch.export guards
+    nn.EmbeddingBag's offsets on a batch of at least 2."""
+    from plugin_text.models import EmbeddingBagClassifier
+
+    torch.manual_seed(0)
+    model = EmbeddingBagClassifier(vocab_size=50, num_classes=3, padding_idx=1).eval()
+    ids = torch.randint(2, 50, (4, 7))
+    mask = torch.zeros(4, 7, dtype=torch.bool)
+    mask[1, 3:] = True
+    mask[2, :] = True  # an empty text
+    ids = ids.masked_fill(mask, 1)
+    free = {0: torch.export.Dim.AUTO, 1: torch.export.Dim.AUTO}
+    program = torch.export.export(model, (ids, mask), dynamic_shapes=(free, free))
+    with torch.no_grad():
+        assert torch.allclose(program.module()(ids, mask), model(ids, mask), atol=1e-6)
+        one, one_mask = ids[:1, :2], mask[:1, :2]
+        assert torch.allclose(program.module()(one, one_mask), model(one, one_mask), atol=1e-6)

@@ -119,7 +119,39 @@ def _augmentation(t) -> dict | None:
     (The kernel itself applies it at prediction too: it has one transform list for every split.)"""
     if getattr(t, "expand", False):
         return None  # RandomRotation(expand=True) changes the size
+    if not _may_leave_untouched(t):
+        return None  # it always alters the image (p=1, a range without the identity): not skippable
     return {"step": "identity", "augmentation": type(t).__name__}
+
+
+def _contains(value, identity: float) -> bool:
+    """A torchvision range (a number n meaning [-n, n] or [max(0, 1-n), 1+n], or a pair) holds the identity."""
+    if value is None:
+        return True
+    if isinstance(value, (int, float)):
+        return True  # symmetric around the identity by torchvision's definition
+    values = [float(v) for v in value]
+    return min(values) <= identity <= max(values)
+
+
+def _may_leave_untouched(t) -> bool:
+    """Whether the untouched image is one of the transform's outcomes: a chance p < 1 of applying it,
+    or sampled ranges that contain the identity (no rotation, brightness 1, hue 0, ...)."""
+    p = getattr(t, "p", None)
+    if isinstance(p, (int, float)) and p < 1:
+        return True
+    if p is not None and p >= 1 and not hasattr(t, "degrees") and not hasattr(t, "brightness"):
+        return False  # a flip, erasing, ... that always happens
+    ranges = {"degrees": 0.0, "shear": 0.0, "brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "hue": 0.0,
+              "scale": 1.0}
+    for name, identity in ranges.items():
+        value = getattr(t, name, None)
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+            value = [v for pair in value for v in pair]  # shear as ((x0, x1), (y0, y1))
+        if not _contains(value, identity):
+            return False
+    translate = getattr(t, "translate", None)
+    return translate is None or all(float(v) >= 0 for v in translate)  # sampled in [-t, t]: contains 0
 
 
 _IDENTITY = {"step": "identity"}
