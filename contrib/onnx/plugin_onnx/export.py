@@ -189,6 +189,8 @@ class Feeds:
         self.steps = steps
         # random transforms run by the eager path but skipped by the portable one (docs/export.md)
         self.augmentations = [s.get("augmentation") for s in steps or [] if s.get("augmentation")]
+        # raw images reach the steps as predict reads files: float (C, H, W) in [0, 1]
+        self.image = meta.input_kind(loaded.facts, steps or []) == "image"
 
     @property
     def portable(self) -> bool:
@@ -208,8 +210,7 @@ class Feeds:
         if self.portable:
             from . import portable
 
-            image = meta.input_kind(self.loaded.facts, self.steps) == "image"
-            items = [portable.apply_steps(self.steps, as_image(x) if image else to_numpy(x)) for x in raws]
+            items = [portable.apply_steps(self.steps, as_image(x) if self.image else to_numpy(x)) for x in raws]
             batch = portable.collate(self.collate, items, pad_to=self.pad_to)
             if isinstance(batch, dict):
                 return batch
@@ -362,10 +363,8 @@ def export_run(loaded, catalog, fmt: str = "onnx", params: dict | None = None, o
     final = destination(loaded, exporter, output)
     tmp = temporary(final)
     model = flat_for(loaded, feeds, raws)
-    first = raws[0]
-    image = feeds.portable and meta.input_kind(loaded.facts, feeds.steps) == "image"
     info = meta.build(loaded, getattr(exporter, "format", name), name, feeds.steps, feeds.collate, feeds.in_graph,
-                      feeds.not_portable, raw=as_image(first) if image else to_numpy(first))
+                      feeds.not_portable, raw=as_image(raws[0]) if feeds.image else to_numpy(raws[0]))
     whole_path = feeds.portable and not feeds.augmentations
     try:
         artifact = write(exporter, model, feeds, raws, tmp, info)

@@ -16,7 +16,7 @@ import numpy as np
 
 from kernel import KernelError
 
-from .export import CHUNK, Exported, chunks, compare, exported_scores, feed_batches, place, temporary, to_numpy
+from .export import Exported, chunks, compare, exported_scores, feed_batches, place, temporary, to_numpy
 
 MODES = ("dynamic", "static")
 DYNAMIC_OPS = ["MatMul", "Gemm"]  # what --quantize dynamic quantises
@@ -105,7 +105,7 @@ class Calibration:
     """onnxruntime's CalibrationDataReader over training samples, a batch at a time."""
 
     def __init__(self, feeds, raws: list, names: list[str]):
-        self.batches = iter([feeds.batch(raws[i:i + CHUNK], names) for i in range(0, len(raws), CHUNK)])
+        self.batches = iter(feed_batches(feeds, chunks(raws), names))
         self.names = names
 
     def get_next(self):
