@@ -3,15 +3,18 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/pip
-PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml)))
+# contrib/fused-ops is compiled, not installed editable: its own step below
+FUSED   := contrib/fused-ops/
+PLUGINS := $(filter-out $(FUSED),$(sort $(dir $(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml))))
 STAMP   := $(VENV)/.installed
+FUSED_STAMP := $(VENV)/.fused-ops
 
 .PHONY: install run test bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(FUSED_STAMP)
 
 # Reinstall only when a pyproject or the constraints change (editable installs follow the code).
-$(STAMP): pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml) Makefile
+$(STAMP): pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml $(filter-out $(FUSED)pyproject.toml,$(wildcard contrib/*/pyproject.toml))) Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel
 	$(PIP) install -q -c constraints.txt torch torchvision torchaudio
@@ -21,6 +24,12 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml con
 	bash .ci/install-browser
 	bash .ci/install-postgres
 	touch $(STAMP)
+
+# The fused C++ operators (docs/fused-ops.md), rebuilt when their sources change. Without a compiler
+# the build fails with its reason and the project runs on the operators' pure-PyTorch references.
+$(FUSED_STAMP): $(STAMP) $(wildcard $(FUSED)pyproject.toml $(FUSED)setup.py $(FUSED)build_backend.py $(FUSED)csrc/*.cpp $(FUSED)csrc/*.h $(FUSED)csrc/cuda/*.cu $(FUSED)kernel_fused_ops/*.py)
+	$(PIP) install -q $(FUSED) || echo "make: kernel-fused-ops was not built (the reason is above); everything runs on the pure-PyTorch references"
+	touch $(FUSED_STAMP)
 
 # The main workflow, then its report: the last line printed is the report's path.
 run: install

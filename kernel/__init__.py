@@ -38,7 +38,10 @@ _LAZY = {
     "write_samples": "kernel.artifacts",
     "sample_indices": "kernel.artifacts",
     "forward": "kernel.data",
+    "BatchForm": "kernel.data",
+    "source_targets": "kernel.data",
     "mode_for": "kernel.metric_mode",
+    "fused": "kernel.fused",  # a module: the fused operators and their references
 }
 
 
@@ -60,7 +63,9 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'kernel' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    value = importlib.import_module(module)
+    if module != f"kernel.{name}":  # a name inside the module, not the module itself
+        value = getattr(value, name)
     globals()[name] = value
     return value
 

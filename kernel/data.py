@@ -291,15 +291,15 @@ class Data:
 
     def loader(self, split: str, batch_size: int, shuffle: bool | None = None, num_workers: int = 0,
                pin_memory: bool = False, generator: torch.Generator | None = None, drop_last: bool = False):
-        ds = self.splits[split]
+        ds, collate_fn = batch_form(self.splits[split], self.collate_fn)
         if shuffle is None:
             shuffle = split == "train"
         if shuffle and generator is None:
             generator = torch.Generator().manual_seed(self.seed)
-        batches = batch_sampler_of(self.collate_fn, ds, batch_size, shuffle, generator, drop_last)
+        batches = batch_sampler_of(collate_fn, ds, batch_size, shuffle, generator, drop_last)
         order = dict(batch_size=batch_size, shuffle=shuffle, drop_last=drop_last) if batches is None else \
             dict(batch_sampler=batches)  # the collate function chose the batches
-        return DataLoader(ds, num_workers=num_workers, pin_memory=pin_memory, collate_fn=self.collate_fn,
+        return DataLoader(ds, num_workers=num_workers, pin_memory=pin_memory, collate_fn=collate_fn,
                           generator=generator, persistent_workers=num_workers > 0, **order)
 
     def batch(self, split: str = "train", size: int = 4):
@@ -310,6 +310,50 @@ class Data:
     def transform_states(self) -> list:
         return [t.state_dict() if hasattr(t, "fit") and hasattr(t, "state_dict") else None
                 for t in self.transforms]
+
+
+@dataclass
+class BatchForm:
+    """A transform's offer to do its work (and that of ``taken`` transforms before it) on whole
+    batches: ``stage(inputs, targets) -> (inputs, targets)`` runs on each collated batch, and
+    ``source(raw_split)``, when given, says what to read per sample instead of the split's own items
+    (a dataset of undecoded pixels, say), or None to read the split as it is."""
+
+    taken: int
+    stage: Callable
+    source: Callable | None = None
+
+
+def batch_form(split, collate_fn=None):
+    """A split as a loader reads it: per sample up to the transforms that offer to work on whole
+    batches, which then run once per batch after collation. Returns ``(dataset, collate_fn)``.
+
+    The last transform may offer ``batched(before)``, ``before`` being the transforms ahead of it,
+    and answer None or a :class:`BatchForm` (vision.Normalize: a random flip and the normalisation
+    in one pass over a uint8 batch). Only with plain stacking (no collate function of the dataset's
+    or a transform's own): a batch stage sees what default collation makes. Items read one at a
+    time (``split[i]``, previews, exports) keep the per-sample path, which computes the same.
+    """
+    transforms = split.transforms if isinstance(split, Transformed) else None
+    offer = getattr(transforms[-1], "batched", None) if transforms and collate_fn is None else None
+    form = offer(transforms[:-1]) if offer is not None else None
+    if form is None:
+        return split, collate_fn
+    base = (form.source(split.base) if form.source else None) or split.base
+    per_sample = Transformed(base, transforms[:len(transforms) - 1 - form.taken], split.target_transforms,
+                             split.task)
+    return per_sample, BatchStage(form.stage)
+
+
+class BatchStage:
+    """Collate by stacking, then run a transform's batch stage (see :func:`batch_form`)."""
+
+    def __init__(self, stage: Callable):
+        self.stage = stage
+
+    def __call__(self, items: list):
+        inputs, targets = collate_items(items)
+        return self.stage(inputs, targets)
 
 
 def collate_items(items: list, collate_fn=None, split: str = "train"):

@@ -201,3 +201,31 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return ""
+
+
+# -- the optional operator library (contrib/fused-ops) ------------------------------------------------------
+# Not a plugin (it adds no components): kernel.fused loads it when installed, and it is turned off
+# by the same switch as a plugin, KERNEL_DISABLE_PLUGINS=fused_ops.
+FUSED_DISTRIBUTION, FUSED_PACKAGE, FUSED_SWITCH = "kernel-fused-ops", "kernel_fused_ops", "fused_ops"
+
+
+def fused_ops_status(disable: list[str] | tuple = ()) -> dict:
+    """Whether the fused operator library is installed, its version, the device kernels it was built
+    with (its ``build.json``) and whether it is turned off; read without importing torch."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec(FUSED_PACKAGE)
+    try:
+        version = metadata.version(FUSED_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        version = None
+    if spec is None or version is None:
+        return {"installed": False}
+    info = {"installed": True, "version": version, "disabled": FUSED_SWITCH in disabled_names(disable),
+            "devices": []}
+    build = os.path.join(os.path.dirname(spec.origin or ""), "build.json")
+    if os.path.isfile(build):
+        with open(build, encoding="utf-8") as f:
+            info.update(json.load(f))
+    return info

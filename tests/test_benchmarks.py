@@ -30,6 +30,8 @@ CASES = [
     ("export.py", ["--vision", "simple_cnn", "--text", "text.cnn", "--audio", "audio.m5", "--epochs", "1",
                    "--short-audio", "--reps", "1", "--min-time", "0.01", "--predict-repeat", "1",
                    "--predict-inputs", "4"], "target (accuracy): int8 within 1 point"),
+    ("fused_ops.py", ["--no-compile", "--reps", "1", "--min-time", "0.01", "--images", "256"],
+     "target: cross-entropy fwd+bwd >= 1.5x eager"),
 ]
 
 

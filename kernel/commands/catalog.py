@@ -100,6 +100,8 @@ def _jsonable(value):
 
 
 def plugins_cmd(args):
+    from ..plugins import fused_ops_status
+
     cat = _catalog(args)
     infos = list(cat.plugins.infos.values())
     conflicts = {name: [cat.plugins.distribution(p) for p in owners] for name, owners in cat.conflicts.items()}
@@ -107,7 +109,8 @@ def plugins_cmd(args):
         print(json.dumps({"plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
                                        "status": i.status, "error": i.error, "components": i.components,
                                        "kinds": cat.plugins.declared_by(i.name)}
-                                      for i in infos], "conflicts": conflicts}, indent=2))
+                                      for i in infos], "conflicts": conflicts,
+                          "fused_ops": fused_ops_status(tuple(args.disabled))}, indent=2))
         return 0
     from ..console import console as make_console
     from rich.markup import escape
@@ -131,4 +134,19 @@ def plugins_cmd(args):
     console.print(table)
     for name, dists in conflicts.items():
         console.print(f"[red]conflict[/]: component {name!r} is offered by {' and '.join(dists)}")
+    console.print(escape(fused_ops_line(fused_ops_status(tuple(args.disabled)))))
     return 0
+
+
+def fused_ops_line(info: dict) -> str:
+    """One line on the optional operator library (contrib/fused-ops) under the plugin table."""
+    if not info["installed"]:
+        return ("fused operators: kernel-fused-ops is not installed; the pure-PyTorch references run "
+                "(pip install contrib/fused-ops builds it)")
+    devices = " and ".join(info.get("devices") or []) or "no"
+    line = f"fused operators: kernel-fused-ops {info['version']}, {devices} kernels"
+    if info.get("cuda_skipped"):
+        line += f" (CUDA not built: {info['cuda_skipped']})"
+    if info.get("disabled"):
+        line += "; turned off by KERNEL_DISABLE_PLUGINS=fused_ops: the references run"
+    return line

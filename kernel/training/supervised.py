@@ -168,9 +168,15 @@ class Supervised:
             # a workflow writes class weights as lists; torch's losses take them as tensors
             params = {k: torch.tensor(v, dtype=torch.float32) if _numbers(v) else v for k, v in params.items()}
         try:
-            return target(**params) if inspect.isclass(target) else target
+            loss = target(**params) if inspect.isclass(target) else target
         except (TypeError, ValueError, RuntimeError) as exc:
             raise KernelError(f"{W}.loss: {exc}") from None
+        if type(loss) is torch.nn.CrossEntropyLoss:
+            from .. import fused
+
+            # the same loss, parameters and state, computed by the fused operator where it is installed
+            loss.__class__ = fused.CrossEntropyLoss
+        return loss
 
     def build_metrics(self, cfg, data) -> dict:
         catalog, task, out = get_catalog(), cfg["task"], {}

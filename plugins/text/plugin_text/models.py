@@ -8,6 +8,7 @@ a model finds the padding from ``padding_idx``.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -88,7 +89,9 @@ class EmbeddingBagClassifier(TextClassifier):
         self.fc.bias.data.zero_()
 
     def make_embedding(self, vocab_size, embed_dim):
-        return nn.EmbeddingBag(vocab_size, embed_dim, mode="mean", padding_idx=self.padding_idx)
+        from kernel import fused
+
+        return fused.EmbeddingBag(vocab_size, embed_dim, mode="mean", padding_idx=self.padding_idx)
 
     def forward(self, input_ids, padding_mask=None, lengths=None):
         if padding_mask is not None:  # any id may pad; EmbeddingBag skips padding_idx
@@ -285,6 +288,23 @@ def sinusoids(length: int, dim: int) -> torch.Tensor:
     return pe
 
 
+#: the transformer's feed-forward activations, as nn.TransformerEncoderLayer takes them
+ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_tanh": functools.partial(nn.functional.gelu, approximate="tanh")}
+
+
+class GELUEncoderLayer(nn.TransformerEncoderLayer):
+    """nn.TransformerEncoderLayer whose feed-forward adds linear1's bias and applies GELU in one
+    operator (``kernel.fused.bias_gelu``); the same arithmetic as the parent's, fused where installed.
+    (In evaluation PyTorch's own fast path may take over, with the exact GELU: the same function.)"""
+
+    def _ff_block(self, x):
+        from kernel import fused
+
+        approximate = "tanh" if isinstance(self.activation, functools.partial) else "none"
+        hidden = fused.bias_gelu(nn.functional.linear(x, self.linear1.weight), self.linear1.bias, approximate)
+        return self.dropout2(self.linear2(self.dropout(hidden)))
+
+
 class TransformerClassifier(TextClassifier):
     """A small Transformer encoder: embeddings plus sinusoidal positions, self-attention that skips
     padding, the mean over real tokens, then a linear layer.
@@ -300,17 +320,25 @@ class TransformerClassifier(TextClassifier):
         dropout: dropout inside the encoder and before the linear layer.
         pretrained_vectors: starting embeddings (from text.vocab's vectors_path).
         freeze_embeddings: keep pretrained embeddings fixed.
+        activation: of the feed-forward layers: "relu", "gelu" (exact) or "gelu_tanh" (tanh
+            approximation); GELU's bias and activation run as one fused operator where installed.
     """
 
     def __init__(self, vocab_size: int | None = None, num_classes: int | None = None, padding_idx: int | None = None,
                  embed_dim: int = 64, num_heads: int = 4, num_layers: int = 2, ff_dim: int = 128,
-                 dropout: float = 0.1, pretrained_vectors=None, freeze_embeddings: bool = False):
+                 dropout: float = 0.1, pretrained_vectors=None, freeze_embeddings: bool = False,
+                 activation: str = "relu"):
         super().__init__(vocab_size, num_classes, padding_idx, embed_dim, pretrained_vectors, freeze_embeddings,
                          "text.transformer")
         if self.embed_dim % num_heads:
             raise KernelError(f"text.transformer: embed_dim ({self.embed_dim}) must be a multiple of num_heads "
                               f"({num_heads})")
-        layer = nn.TransformerEncoderLayer(self.embed_dim, num_heads, ff_dim, dropout, batch_first=True)
+        if activation not in ACTIVATIONS:
+            raise KernelError(f"text.transformer: activation must be one of {', '.join(ACTIVATIONS)}, not "
+                              f"{activation!r}")
+        make = nn.TransformerEncoderLayer if activation == "relu" else GELUEncoderLayer
+        layer = make(self.embed_dim, num_heads, ff_dim, dropout, batch_first=True,
+                     activation=ACTIVATIONS[activation])
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.embed_dim, num_classes)

@@ -85,6 +85,32 @@ class ArrayImages(ImageSamples):
     def __getitem__(self, index):
         return self.images[index].float().div_(255.0), self.labels[index]
 
+    def pixels(self, index):
+        """The sample as stored: uint8 (C, H, W), for loaders that convert whole batches at once."""
+        return self.images[index], self.labels[index]
+
+
+class Pixels(Dataset):
+    """Some samples of an array-backed dataset as uint8 pixels (``ArrayImages.pixels``), by index."""
+
+    def __init__(self, images: ArrayImages, indices: list | None):
+        self.images, self.indices = images, indices
+
+    def __len__(self):
+        return len(self.images) if self.indices is None else len(self.indices)
+
+    def __getitem__(self, i):
+        return self.images.pixels(i if self.indices is None else self.indices[i])
+
+
+def pixels_of(split) -> Pixels | None:
+    """A split of an array-backed dataset (CIFAR, MNIST, SVHN...) read as uint8 pixels; None for any
+    other source (decoded files cost far more than their conversion: batching it would not pay)."""
+    from kernel import source_targets
+
+    source, indices, _ = source_targets(split)
+    return Pixels(source, indices) if isinstance(source, ArrayImages) else None
+
 
 #: the 20 VOC classes and background: VOCSegmentation and SBDataset masks hold their indices (255: border)
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

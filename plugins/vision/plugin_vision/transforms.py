@@ -336,6 +336,19 @@ class Normalize:
                                   f"{channels} channel(s)")
         return normalize(as_float(x), mean, std, inplace=self.inplace)
 
+    def batched(self, before: list):
+        """Normalise whole batches: with a RandomHorizontalFlip just before, both in one pass over the
+        uint8 pixels of an array-backed dataset (``kernel.fused.image_batch``); see kernel.data.batch_form."""
+        from kernel import BatchForm
+
+        from .datasets import pixels_of
+
+        flip = before[-1] if before and isinstance(before[-1], VisionTransform) \
+            and before[-1].name == "RandomHorizontalFlip" else None
+        taken = 1 if flip is not None else 0
+        return BatchForm(taken, BatchNormalize(self, flip.transform.p if flip else 0.0),
+                         pixels_of if taken == len(before) else None)
+
     def facts(self) -> dict:
         if self.mean is None or self.std is None:
             return {}
@@ -353,6 +366,42 @@ class Normalize:
     def load_state_dict(self, state: dict):
         self.mean = None if state.get("mean") is None else [float(v) for v in state["mean"]]
         self.std = None if state.get("std") is None else [float(v) for v in state["std"]]
+
+
+class BatchNormalize:
+    """vision.Normalize (after a horizontal flip of probability ``flip_p``) on a collated batch:
+    uint8 pixels go through the fused image operator, float images through the same arithmetic."""
+
+    def __init__(self, normalize: Normalize, flip_p: float):
+        self.normalize, self.flip_p = normalize, flip_p
+
+    def __call__(self, x: torch.Tensor, y):
+        if x.ndim != 4:  # not (N, C, H, W): the per-sample path, item by item
+            return torch.stack([self.normalize(item) for item in x]), y
+        flip = torch.rand(x.shape[0]) < self.flip_p if self.flip_p > 0 else None
+        if isinstance(y, torch.Tensor) and y.ndim >= 3 and flip is not None and flip.any():
+            y = torch.where(flip.view(-1, *[1] * (y.ndim - 1)), y.flip(-1), y)  # dense targets move along
+        mean, std = self._statistics(x.shape[1])
+        if x.dtype == torch.uint8:
+            from kernel import fused
+
+            return fused.image_batch(x.permute(0, 2, 3, 1), mean, std, flip), y
+        if flip is not None:
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        return (as_float(x) - m) / s, y
+
+    def _statistics(self, channels: int):
+        n = self.normalize
+        if n.mean is None or n.std is None:
+            n(torch.zeros(channels, 1, 1))  # the per-sample call's message: never fitted
+        if len(n.mean) == len(n.std) == channels:
+            return n.mean, n.std
+        if len(n.mean) == 1 and len(n.std) == 1:
+            return n.mean * channels, n.std * channels
+        raise KernelError(f"vision.Normalize: {len(n.mean)} mean and {len(n.std)} std values for images with "
+                          f"{channels} channel(s)")
 
 
 def _listed(value):
