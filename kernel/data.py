@@ -314,25 +314,25 @@ class Data:
 
 @dataclass
 class BatchForm:
-    """A transform's offer to do its work (and that of ``taken`` transforms before it) on whole
-    batches: ``stage(inputs, targets) -> (inputs, targets)`` runs on each collated batch, and
-    ``source(raw_split)``, when given, says what to read per sample instead of the split's own items
-    (a dataset of undecoded pixels, say), or None to read the split as it is."""
+    """A transform's offer to do its work, and that of the ``taken`` transforms before it, once per
+    batch: ``collate(items) -> batch`` makes the batch from the items read without those transforms,
+    and ``source(raw_split)``, when given, says what to read per sample instead of the split's own
+    items (a dataset of undecoded pixels, say), or None to read the split as it is."""
 
     taken: int
-    stage: Callable
+    collate: Callable
     source: Callable | None = None
 
 
 def batch_form(split, collate_fn=None):
     """A split as a loader reads it: per sample up to the transforms that offer to work on whole
-    batches, which then run once per batch after collation. Returns ``(dataset, collate_fn)``.
+    batches, which then run once per batch as it is collated. Returns ``(dataset, collate_fn)``.
 
     The last transform may offer ``batched(before)``, ``before`` being the transforms ahead of it,
     and answer None or a :class:`BatchForm` (vision.Normalize: a random flip and the normalisation
-    in one pass over a uint8 batch). Only with plain stacking (no collate function of the dataset's
-    or a transform's own): a batch stage sees what default collation makes. Items read one at a
-    time (``split[i]``, previews, exports) keep the per-sample path, which computes the same.
+    in one pass over a uint8 batch). Only where samples would be stacked plainly (no collate function
+    of the dataset's or a transform's own). Items read one at a time (``split[i]``, previews,
+    exports) keep the per-sample path, which computes the same.
     """
     transforms = split.transforms if isinstance(split, Transformed) else None
     offer = getattr(transforms[-1], "batched", None) if transforms and collate_fn is None else None
@@ -342,18 +342,7 @@ def batch_form(split, collate_fn=None):
     base = (form.source(split.base) if form.source else None) or split.base
     per_sample = Transformed(base, transforms[:len(transforms) - 1 - form.taken], split.target_transforms,
                              split.task)
-    return per_sample, BatchStage(form.stage)
-
-
-class BatchStage:
-    """Collate by stacking, then run a transform's batch stage (see :func:`batch_form`)."""
-
-    def __init__(self, stage: Callable):
-        self.stage = stage
-
-    def __call__(self, items: list):
-        inputs, targets = collate_items(items)
-        return self.stage(inputs, targets)
+    return per_sample, form.collate
 
 
 def collate_items(items: list, collate_fn=None, split: str = "train"):
@@ -388,10 +377,10 @@ def check_batches(data: "Data"):
     """Samples from across the train split must stack into a batch: a few are read and collated,
     so that images of mixed sizes are found before training, with the fix, not in its first epoch.
     (Building the data does not need batches; training does: the dry run and ``kernel run`` check.)"""
-    train = data.train
+    train, collate = batch_form(data.train, data.collate_fn)  # as the loaders will read it
     n = len(train)
     spread = sorted({i * (n - 1) // 7 for i in range(8)}) if n > 1 else [0]
-    collate_items([train[i] for i in spread], data.collate_fn, "train")
+    collate_items([train[i] for i in spread], collate, "train")
 
 
 def check_labels(data: "Data"):

@@ -120,7 +120,7 @@ def image_batch(images, mean, std, flip: torch.Tensor | None = None) -> torch.Te
     (N, C, H, W), optionally mirrored per sample; one pass over memory with the fused kernel."""
     mean, std = [float(v) for v in mean], [float(v) for v in std]
     if isinstance(images, (list, tuple)):
-        if images and _usable("image_batch", images[0]):
+        if images and images[0].dtype == torch.uint8 and _usable("image_batch", images[0]):
             return op("image_batch").list(list(images), mean, std, flip)
         images = torch.stack(list(images)) if images else torch.empty(0, 0, 0, len(mean), dtype=torch.uint8)
     if images.dtype == torch.uint8 and _usable("image_batch", images):
@@ -140,11 +140,13 @@ def cross_entropy(logits, target, weight=None, ignore_index: int = -100, label_s
     """``F.cross_entropy`` for (N, C) scores and class-index targets, forward and backward fused (the
     log-probabilities are never stored); other shapes, probability targets and class weights that
     are themselves trained take the reference."""
-    if (logits.ndim == 2 and target.ndim == 1 and not target.is_floating_point()
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")  # F.cross_entropy's words
+    if (logits.ndim == 2 and target.ndim == 1 and target.dtype == torch.int64
             and logits.dtype in (torch.float32, torch.float64) and (weight is None or not weight.requires_grad)
             and _usable("cross_entropy", logits)):
-        loss, _ = op("cross_entropy").default(logits, target.long(), weight, int(ignore_index),
-                                               float(label_smoothing), REDUCTIONS[reduction])
+        loss, _ = op("cross_entropy").default(logits, target, weight, int(ignore_index), float(label_smoothing),
+                                               REDUCTIONS[reduction])
         return loss
     return cross_entropy_reference(logits, target, weight, ignore_index, label_smoothing, reduction)
 
@@ -189,11 +191,13 @@ def masked_mean_embedding(weight, indices, padding_mask):
 class EmbeddingBag(torch.nn.EmbeddingBag):
     """``torch.nn.EmbeddingBag``; a mean over (N, L) ids, the bags being the rows and ``padding_idx``
     left out, goes through :func:`masked_mean_embedding` where the fused kernel is loaded (the module
-    is still the one hooks and attribution methods see)."""
+    is still the one hooks and attribution methods see). ``max_norm``, ``scale_grad_by_freq``,
+    ``sparse``, offsets and per-sample weights take nn.EmbeddingBag's own path."""
 
     def forward(self, input, offsets=None, per_sample_weights=None):
         if (input.ndim == 2 and offsets is None and per_sample_weights is None and self.mode == "mean"
-                and self.max_norm is None and _usable("masked_mean_embedding", self.weight)):
+                and self.max_norm is None and not self.scale_grad_by_freq and not self.sparse
+                and _usable("masked_mean_embedding", self.weight)):
             padding = input == self.padding_idx if self.padding_idx is not None else \
                 torch.zeros_like(input, dtype=torch.bool)
             return masked_mean_embedding(self.weight, input, padding)

@@ -78,6 +78,60 @@ def test_transforms_the_batch_stage_cannot_take_stay_per_sample(cifar):
     assert torch.allclose(x, expected, atol=1e-5)
 
 
+def per_sample_and_batched(items, flip_p=1.0):
+    """A list of items through vision's flip and Normalize one by one, and through their batch form."""
+    from torch.utils.data import default_collate
+
+    from kernel import create
+
+    flip, normalize = create("vision.RandomHorizontalFlip", p=flip_p), create("vision.Normalize", mean=[0.5], std=[0.25])
+    form = normalize.batched([flip])
+    assert form.taken == 1
+    return default_collate([(normalize(x), y) for x, y in (flip(x, y) for x, y in items)]), form.collate(items)
+
+
+def test_boxes_and_pil_images_take_the_per_sample_path_inside_the_batch_form():
+    image = torch.randint(0, 256, (3, 8, 10), dtype=torch.uint8)
+    boxes = [(image, {"boxes": torch.tensor([[1.0, 2.0, 4.0, 5.0]]), "labels": torch.tensor([1])})] * 2
+    expected, batched = per_sample_and_batched(boxes)
+    assert torch.equal(batched[1]["boxes"], expected[1]["boxes"])  # mirrored with the image: [[6, 2, 9, 5]]
+    assert batched[1]["boxes"].tolist() == [[[6.0, 2.0, 9.0, 5.0]]] * 2
+    assert torch.allclose(batched[0], expected[0], atol=1e-6)
+
+    from torchvision.transforms.v2.functional import to_pil_image
+
+    pil = [(to_pil_image(image), 3), (to_pil_image(image.flip(-1)), 4)]
+    expected, batched = per_sample_and_batched(pil)
+    assert torch.allclose(batched[0], expected[0], atol=1e-6) and batched[1].tolist() == [3, 4]
+    masks = [(image, torch.arange(80).view(8, 10)), (image, torch.zeros(8, 10, dtype=torch.long))]
+    expected, batched = per_sample_and_batched(masks)  # dense masks move with their images in the batch
+    assert torch.equal(batched[1], expected[1]) and torch.allclose(batched[0], expected[0], atol=1e-6)
+
+
+def test_the_dispatch_refuses_what_the_reference_refuses():
+    logits = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="avg is not a valid value for reduction"):
+        fused.cross_entropy(logits, torch.tensor([0, 1, 2, 1]), reduction="avg")
+    with pytest.raises(RuntimeError):  # int32 class indices: F.cross_entropy's own error, fused or not
+        fused.cross_entropy(logits, torch.tensor([0, 1, 2, 1], dtype=torch.int32))
+    floats = [torch.rand(4, 4, 3) for _ in range(2)]  # float images in a list: the reference's arithmetic
+    assert torch.allclose(fused.image_batch(floats, [0.5] * 3, [0.2] * 3),
+                          fused.image_batch_reference(torch.stack(floats), [0.5] * 3, [0.2] * 3))
+
+
+def test_embedding_bag_options_the_fused_path_lacks_take_pytorchs():
+    torch.manual_seed(0)
+    ids = torch.tensor([[1, 1, 1, 2]])
+    for options in ({"scale_grad_by_freq": True}, {"sparse": True}, {"max_norm": 1.0}):
+        ours = fused.EmbeddingBag(5, 4, mode="mean", padding_idx=0, **options)
+        plain = torch.nn.EmbeddingBag(5, 4, mode="mean", padding_idx=0, **options)
+        plain.load_state_dict(ours.state_dict())
+        ours(ids).sum().backward()
+        plain(ids).sum().backward()
+        assert ours.weight.grad.is_sparse == plain.weight.grad.is_sparse
+        assert torch.allclose(ours.weight.grad.to_dense(), plain.weight.grad.to_dense())
+
+
 @pytest.mark.skipif(not LOADED, reason="kernel-fused-ops is not built here: pip install contrib/fused-ops")
 def test_the_loader_runs_the_fused_image_operator(cifar):
     plan = cifar_plan(cifar, 0.5)
@@ -115,7 +169,11 @@ def test_a_workflow_trains_through_the_batched_images_and_the_fused_loss(cifar, 
     loss = {"use": "torch.nn.CrossEntropyLoss", "label_smoothing": 0.1, "weight": [1.0] * 9 + [2.0]}
     wf = Workflow(name="fused", seed=0, dataset=dataset, models=[{"use": "vision.simple_cnn", "width": 8}],
                   trainer={"epochs": 2, "batch_size": 32, "tensorboard": False, "loss": loss})
-    run = run_workflow(wf, quiet=True, artifacts=False)[0]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run = run_workflow(wf, quiet=True, artifacts=False)[0]
+    ran = {e.key for e in prof.key_averages()}
+    if LOADED:  # the training loader's batches too, not only validation's
+        assert {"kernel_fused::image_batch", "kernel_fused::cross_entropy", "kernel_fused::cross_entropy_backward"} <= ran
     rows = run.metrics()
     assert run.status == "completed" and len(rows) == 2
     assert all(torch.isfinite(torch.tensor(r["train/loss"])) for r in rows)

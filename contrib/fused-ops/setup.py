@@ -4,8 +4,8 @@ CPU kernels always (a C++17 compiler is needed). CUDA kernels when ``nvcc`` is f
 torch is a CUDA build of the same major CUDA version, and either a GPU is visible or
 ``KERNEL_FUSED_OPS_CUDA=1`` asks for them (a login node without a GPU; ``TORCH_CUDA_ARCH_LIST``
 then says which GPUs, default "8.0;9.0+PTX"). ``KERNEL_FUSED_OPS_CUDA=0`` never builds them.
-The CPU code is compiled for the building machine's vector unit (AVX2 where it has one) unless
-``KERNEL_FUSED_OPS_PORTABLE=1``. What was built is written to ``kernel_fused_ops/build.json``,
+The CPU code is compiled for the building machine's vector unit (AVX-512 where it has one, else
+AVX2 + FMA) unless ``KERNEL_FUSED_OPS_PORTABLE=1``. What was built is written to ``kernel_fused_ops/build.json``,
 which ``kernel plugins`` reads.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import setup
 
@@ -35,8 +36,13 @@ except ImportError:
     fail("torch is not installed in this environment; install torch first (the extension is compiled "
          "against the installed torch)")
 
-if not (shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++") or shutil.which("clang++")):
-    fail("no C++ compiler found (c++, g++ or clang++; or set CXX); on Debian/Ubuntu: apt install g++")
+# what torch.utils.cpp_extension compiles with: $CXX, else c++
+if not shutil.which(os.environ.get("CXX", "c++")):
+    fail(f"no C++ compiler found ({os.environ.get('CXX', 'c++')}: set CXX to g++ or clang++, or install one; "
+         f"on Debian/Ubuntu: apt install g++)")
+if not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
+    fail(f"Python's C headers are missing ({sysconfig.get_paths()['include']}/Python.h); on Debian/Ubuntu: "
+         f"apt install python3-dev")
 
 
 def cpu_flags() -> list[str]:

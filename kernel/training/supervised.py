@@ -22,7 +22,7 @@ import torch
 
 from ..build import call_with_facts, spec_parts
 from ..catalog import get_catalog, resolve_target
-from ..data import batch_sampler_of, batch_size_of, forward, to_device
+from ..data import batch_form, batch_sampler_of, batch_size_of, forward, to_device
 from ..errors import KernelError, did_you_mean, first_line
 from ..metric_mode import mode_for
 from . import checkpoint as ckpt
@@ -449,16 +449,17 @@ class Supervised:
         """The trainer's own training loader, shuffled by ``generator``: its sampler can skip what a
         resumed epoch already did. Returns the loader, that sampler and what one skipped unit counts
         (a sample, or a whole batch when the collate function makes the batches)."""
-        batches = batch_sampler_of(data.collate_fn, data.train, cfg["batch_size"], shuffle=True, generator=generator)
+        train, collate_fn = batch_form(data.train, data.collate_fn)  # transforms that work on whole batches
+        batches = batch_sampler_of(collate_fn, train, cfg["batch_size"], shuffle=True, generator=generator)
         if batches is None:
-            sampler = SkippingSampler(torch.utils.data.RandomSampler(data.train, generator=generator))
+            sampler = SkippingSampler(torch.utils.data.RandomSampler(train, generator=generator))
             skip_unit, order = cfg["batch_size"], {"sampler": sampler, "batch_size": cfg["batch_size"]}
         else:  # the collate function groups the batches itself (variable-length samples, by length)
             sampler = SkippingSampler(batches)
             skip_unit, order = 1, {"batch_sampler": sampler}
         workers = cfg["num_workers"]
-        loader = torch.utils.data.DataLoader(data.train, generator=generator, num_workers=workers,
-                                             pin_memory=device.type == "cuda", collate_fn=data.collate_fn,
+        loader = torch.utils.data.DataLoader(train, generator=generator, num_workers=workers,
+                                             pin_memory=device.type == "cuda", collate_fn=collate_fn,
                                              persistent_workers=workers > 0, **order)
         return loader, sampler, skip_unit
 

@@ -337,8 +337,9 @@ class Normalize:
         return normalize(as_float(x), mean, std, inplace=self.inplace)
 
     def batched(self, before: list):
-        """Normalise whole batches: with a RandomHorizontalFlip just before, both in one pass over the
-        uint8 pixels of an array-backed dataset (``kernel.fused.image_batch``); see kernel.data.batch_form."""
+        """Normalise whole batches as they are collated: with a RandomHorizontalFlip just before,
+        both in one pass over the uint8 pixels of an array-backed dataset (``kernel.fused.image_batch``);
+        see kernel.data.batch_form."""
         from kernel import BatchForm
 
         from .datasets import pixels_of
@@ -346,8 +347,7 @@ class Normalize:
         flip = before[-1] if before and isinstance(before[-1], VisionTransform) \
             and before[-1].name == "RandomHorizontalFlip" else None
         taken = 1 if flip is not None else 0
-        return BatchForm(taken, BatchNormalize(self, flip.transform.p if flip else 0.0),
-                         pixels_of if taken == len(before) else None)
+        return BatchForm(taken, BatchNormalize(self, flip), pixels_of if taken == len(before) else None)
 
     def facts(self) -> dict:
         if self.mean is None or self.std is None:
@@ -369,28 +369,41 @@ class Normalize:
 
 
 class BatchNormalize:
-    """vision.Normalize (after a horizontal flip of probability ``flip_p``) on a collated batch:
-    uint8 pixels go through the fused image operator, float images through the same arithmetic."""
+    """A collate function that does vision.Normalize (after ``flip``, a RandomHorizontalFlip, if
+    given) once per batch: image tensors of one size with class labels or dense masks are stacked,
+    mirrored by a per-sample mask and normalised in one operator (uint8 pixels through the fused
+    kernel); anything else (detection boxes, PIL images, sizes that differ) goes through the
+    per-sample transforms first, so the batch is always what the per-sample path would make."""
 
-    def __init__(self, normalize: Normalize, flip_p: float):
-        self.normalize, self.flip_p = normalize, flip_p
+    def __init__(self, normalize: Normalize, flip: VisionTransform | None):
+        self.normalize, self.flip = normalize, flip
 
-    def __call__(self, x: torch.Tensor, y):
-        if x.ndim != 4:  # not (N, C, H, W): the per-sample path, item by item
-            return torch.stack([self.normalize(item) for item in x]), y
-        flip = torch.rand(x.shape[0]) < self.flip_p if self.flip_p > 0 else None
-        if isinstance(y, torch.Tensor) and y.ndim >= 3 and flip is not None and flip.any():
-            y = torch.where(flip.view(-1, *[1] * (y.ndim - 1)), y.flip(-1), y)  # dense targets move along
+    def __call__(self, items: list):
+        from torch.utils.data import default_collate
+
+        xs, ys = [x for x, _ in items], [y for _, y in items]
+        if not _stackable(xs) or not all(_plain_target(y) for y in ys):
+            return default_collate([self._one(x, y) for x, y in items])
+        x, y = torch.stack(xs), default_collate(ys)
+        flip = torch.rand(x.shape[0]) < self.flip.transform.p if self.flip is not None else None
+        if flip is not None and isinstance(y, torch.Tensor) and y.ndim >= 3:
+            y = torch.where(flip.view(-1, *[1] * (y.ndim - 1)), y.flip(-1), y)  # masks move with their image
         mean, std = self._statistics(x.shape[1])
         if x.dtype == torch.uint8:
             from kernel import fused
 
-            return fused.image_batch(x.permute(0, 2, 3, 1), mean, std, flip), y
+            return [fused.image_batch(x.permute(0, 2, 3, 1), mean, std, flip), y]
+        x = as_float(x)
         if flip is not None:
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-        return (as_float(x) - m) / s, y
+        return [(x - m) / s, y]
+
+    def _one(self, x, y):
+        if self.flip is not None:
+            x, y = self.flip(x, y)
+        return self.normalize(x), y
 
     def _statistics(self, channels: int):
         n = self.normalize
@@ -402,6 +415,19 @@ class BatchNormalize:
             return n.mean * channels, n.std * channels
         raise KernelError(f"vision.Normalize: {len(n.mean)} mean and {len(n.std)} std values for images with "
                           f"{channels} channel(s)")
+
+
+def _stackable(xs: list) -> bool:
+    """(C, H, W) image tensors of one shape and dtype."""
+    first = xs[0] if xs else None
+    return isinstance(first, torch.Tensor) and first.ndim == 3 and all(
+        isinstance(x, torch.Tensor) and x.shape == first.shape and x.dtype == first.dtype for x in xs)
+
+
+def _plain_target(y) -> bool:
+    """A number or a tensor (a dense mask moves with its image, as the per-sample flip moves it);
+    boxes in a dict and other structures take the per-sample path."""
+    return isinstance(y, (int, float, bool, torch.Tensor))
 
 
 def _listed(value):
