@@ -87,9 +87,10 @@ def check_model(plan, index: int, trainer, defaults: dict, inputs) -> dict:
     return entry
 
 
-def check_models(plan, trainer, defaults: dict):
-    """What ``kernel run`` calls before creating any run: every model through :func:`check_model`;
-    the problems of all of them in one KernelError, each at its place (``models[1] (kernel.mlp)``)."""
+def check_models(plan, trainer, defaults: dict, indices=None):
+    """What ``kernel run`` calls before creating any run: every model (or those at ``indices``)
+    through :func:`check_model`; the problems of all of them in one KernelError, each at its place
+    (``models[1] (kernel.mlp)``)."""
     from .data import check_batches
     from .errors import WorkflowError
 
@@ -97,6 +98,8 @@ def check_models(plan, trainer, defaults: dict):
     inputs, _ = plan.data.batch("train", size=2)
     found = []
     for i, spec in enumerate(plan.workflow.models):
+        if indices is not None and i not in indices:
+            continue
         error = check_model(plan, i, trainer, defaults, inputs).get("error")
         if error:
             found.append((f"models[{i}] ({spec.use})", error))

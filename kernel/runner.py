@@ -42,8 +42,11 @@ def keep_checkpoints_default(keep: bool | None) -> bool:
 
 def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=None, overrides=None,
                  catalog=None, keep_checkpoints: bool | None = None, callbacks=(), record=None,
-                 data=None, artifacts: bool = True) -> "Results":
+                 data=None, artifacts: bool = True, models=None) -> "Results":
     """Train every model of ``workflow``; returns :class:`Results` (one run each).
+
+    ``models``: the indices of the models to train, when not all (``Workflow.model_indices``: what
+    ``kernel run --only`` and ``--shard`` take); each run keeps its model's index in the workflow.
 
     ``keep_checkpoints``: keep every checkpoint of a completed run (default: only the slimmed
     ``best.pt`` that ``kernel.load`` needs; ``KERNEL_KEEP_CHECKPOINTS=1`` sets the default).
@@ -77,14 +80,15 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     defaults = describe(plan.data) if callable(describe) else {}
     # what the run would fail on (a batch that cannot stack, a loss or metric that does not fit the
     # model's output) is the user's to fix: found on one real batch, before any run exists
-    check_models(plan, trainer, defaults)
+    indices = list(range(len(workflow.models))) if models is None else list(models)
+    check_models(plan, trainer, defaults, indices)
     plan.callbacks()  # the workflow's callbacks must build
     store = RunStore(workspace)
     baseline = majority_baseline(plan.data)
     keep = keep_checkpoints_default(keep_checkpoints)
     if not artifacts:
         record = {**record, "artifacts": "skipped"}
-    runs = [_create(store, plan, i, defaults, baseline, keep, record) for i in range(len(workflow.models))]
+    runs = [_create(store, plan, i, defaults, baseline, keep, record) for i in indices]
     with StopSignals() as stop:
         try:
             if parallel > 1 and len(runs) > 1:

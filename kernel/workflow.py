@@ -182,6 +182,30 @@ class Workflow(BaseModel):
         spec = self.models[index]
         return spec.name or spec.use.rsplit(".", 1)[-1].split(":")[-1]
 
+    def model_indices(self, only=(), shard: str | None = None) -> list[int]:
+        """The indices of the models one command trains: all of them, those labelled ``only``
+        (names as `kernel runs` shows them), or shard ``"I/N"``: every N-th model from the I-th, so
+        that N commands with I = 1..N, on one machine or several sharing the run store, train each
+        model once."""
+        labels = [self.model_label(i) for i in range(len(self.models))]
+        if only:
+            unknown = [name for name in only if name not in labels]
+            if unknown:
+                raise KernelError(f"--only: no model {unknown[0]!r} in workflow {self.name!r}"
+                                  f"{did_you_mean(unknown[0], labels)}; its models: {', '.join(labels)}")
+            return [i for i, label in enumerate(labels) if label in only]
+        if shard is None:
+            return list(range(len(self.models)))
+        parts = str(shard).split("/")
+        try:
+            part, count = (int(p) for p in parts) if len(parts) == 2 else (0, 0)
+        except ValueError:
+            part = count = 0
+        if not 1 <= part <= count:
+            raise KernelError(f"--shard: expected I/N with 1 <= I <= N (e.g. 2/4: the second of four commands), "
+                              f"not {shard!r}")
+        return list(range(part - 1, len(self.models), count))
+
 
 def pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
     """``(location, message)`` for each of pydantic's errors, locations written as the user writes them."""

@@ -21,6 +21,12 @@ def register(cli):
     p.add_argument("--dry-run", action="store_true",
                    help="build everything, pass one batch through each model, print the plan, train nothing")
     p.add_argument("--parallel", type=int, default=1, metavar="N", help="train N models at once, in processes")
+    part = p.add_mutually_exclusive_group()
+    part.add_argument("--only", action="append", default=[], metavar="MODEL",
+                      help="train only this model (its name as `kernel runs` shows it); repeatable")
+    part.add_argument("--shard", metavar="I/N",
+                      help="train every N-th model from the I-th: N commands (I = 1..N), on one machine or "
+                           "several sharing the run store, train each model once (docs/distributed.md)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the plan or the results as JSON")
     p.add_argument("--keep-checkpoints", action="store_true", default=None,
@@ -58,8 +64,6 @@ def run_cmd(args):
 
     show_steps(not args.quiet and not args.json)
     if args.dry_run:
-        import sys
-
         from ..dryrun import describe_plan, print_plan, problems
 
         info = describe_plan(_plan(args))
@@ -76,7 +80,13 @@ def run_cmd(args):
     workflow = load_workflow(args)
     from ..runner import run_workflow
 
-    results = run_workflow(workflow, parallel=args.parallel, quiet=args.quiet, keep_checkpoints=args.keep_checkpoints)
+    models = workflow.model_indices(args.only, args.shard)
+    if args.shard and not models:
+        print(f"kernel: shard {args.shard} has no model to train (workflow {workflow.name!r} has "
+              f"{len(workflow.models)}): nothing to do", file=sys.stderr)
+        return 0
+    results = run_workflow(workflow, parallel=args.parallel, quiet=args.quiet, keep_checkpoints=args.keep_checkpoints,
+                           models=models)
     if args.json:
         print(json.dumps(results.to_dict(), indent=2, default=str))
     else:
