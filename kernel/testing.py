@@ -303,6 +303,7 @@ class Checker:
         facts = getattr(transform, "facts", None)
         if callable(facts) and not isinstance(facts() or {}, dict):
             self.add(comp, "facts() must return a dict")
+        self.check_batch_form(comp, transform, train)
         if not hasattr(transform, "fit"):
             return
         for method in ("state_dict", "load_state_dict"):
@@ -316,6 +317,37 @@ class Checker:
         if not same(D.apply([fresh], [], x, y), out):
             self.add(comp, "after load_state_dict(state_dict()) a fresh transform gives another result "
                            "than the fitted one")
+
+    def check_batch_form(self, comp, transform, train):
+        """A transform's batch form (``batched(before)``, docs/hooks.md) must make the batch that
+        applying the transform to each sample and stacking makes (to float rounding); for a random
+        transform, whose draws the two paths take in another order, a batch of the same shapes."""
+        offer = getattr(transform, "batched", None)
+        if not callable(offer):
+            return
+        from torch.utils.data import default_collate
+
+        from . import data as D
+
+        form = offer([])
+        if form is None:
+            return
+        if form.taken != 0:
+            self.add(comp, f"batched([]) says it takes {form.taken} transform(s) before it, but none were given")
+            return
+        items = [train[i] for i in range(min(4, len(train)))]
+        per_sample = []
+        for seed in (0, 1):
+            _seed(seed)
+            per_sample.append(default_collate([D.apply([transform], [], x, y) for x, y in items]))
+        _seed(0)
+        batch = form.collate(items)
+        if not _close(per_sample[0], per_sample[1]):  # random: compare what can be compared
+            if not _close(_shapes(batch), _shapes(per_sample[0])):
+                self.add(comp, "its batch form (batched()) makes a batch of other shapes than the per-sample path")
+        elif not _close(batch, per_sample[0]):
+            self.add(comp, "its batch form (batched()) makes another batch than applying it to each sample and "
+                           "stacking: the loaders would train on other inputs than split[i] shows")
 
     def check_model(self, comp):
         import torch
@@ -775,13 +807,37 @@ def _through_checkpoint(state):
                              f"(use plain data and tensors): {exc}") from None
 
 
-def _seed():
+def _seed(seed: int = 0):
     import random
 
     import torch
 
-    random.seed(0)
-    torch.manual_seed(0)
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _close(a, b) -> bool:
+    """:func:`same`, to float rounding (a fused operator's one multiply-add against three roundings)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if hasattr(a, "shape") and hasattr(b, "shape"):
+        import torch
+
+        a, b = torch.as_tensor(a), torch.as_tensor(b)
+        return a.shape == b.shape and (torch.equal(a, b) or (a.is_floating_point() and b.is_floating_point() and
+                                       torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-5, equal_nan=True)))
+    return a == b
+
+
+def _shapes(batch):
+    """The structure of a batch with each tensor replaced by its shape."""
+    if isinstance(batch, dict):
+        return {k: _shapes(v) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return [_shapes(v) for v in batch]
+    return tuple(batch.shape) if hasattr(batch, "shape") else batch
 
 
 def _where(exc, plugin_folder: str | None) -> str:

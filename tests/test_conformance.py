@@ -32,6 +32,40 @@ class Acc:
 """
 
 
+BATCHED = """
+from kernel import Component, hookimpl
+
+@hookimpl
+def kernel_transforms():
+    return [Component("kbatch.double", "ktest_kbatch_plugin:Double"),
+            Component("kbatch.wrong", "ktest_kbatch_plugin:Wrong")]
+
+class Double:
+    \"\"\"Doubles its input, per sample or once per batch.\"\"\"
+    def __call__(self, x):
+        return x * 2
+    def batched(self, before):
+        from kernel import BatchForm  # a lazy name: it imports torch
+
+        def collate(items):
+            from torch.utils.data import default_collate
+            batch = default_collate(items)
+            return [batch[0] * 2, batch[1]]
+        return BatchForm(0, collate)
+
+class Wrong(Double):
+    \"\"\"Doubles per sample, triples per batch: the loaders would see other inputs.\"\"\"
+    def batched(self, before):
+        from kernel import BatchForm
+
+        def collate(items):
+            from torch.utils.data import default_collate
+            batch = default_collate(items)
+            return [batch[0] * 3, batch[1]]
+        return BatchForm(0, collate)
+"""
+
+
 def findings(cli, name, env=None):
     proc = cli("check-plugin", name, "--json", env=env)
     report = json.loads(proc.stdout)
@@ -88,3 +122,12 @@ def test_strict_fails_on_warnings(cli, fake_plugin):
                                                                           "component example={'path': ...}")])
     strict = cli("check-plugin", "kfile", "--strict", env=env)
     assert strict.returncode == 1 and "plugin kfile does not conform: 0 error(s), 1 warning(s)" in strict.stdout
+
+
+@pytest.mark.slow
+def test_a_batch_form_that_computes_otherwise_is_found(cli, fake_plugin):
+    env = fake_plugin("kbatch", BATCHED)
+    code, found = findings(cli, "kbatch", env)
+    assert code == 1
+    assert [(c, level) for c, level, _ in found] == [("kbatch.wrong", "error")]
+    assert "its batch form (batched()) makes another batch than applying it to each sample" in found[0][2]
