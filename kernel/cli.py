@@ -102,11 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     debug = debug or debugging()
     if debug:  # worker processes and the runner read it too: a failed run shows its traceback
         os.environ["KERNEL_DEBUG"] = "1"
+    before = os.environ.get("KERNEL_DISABLE_PLUGINS")
+    if disabled:  # as the environment says it: --parallel workers and kernel.fused (the operator library) read it
+        from .plugins import disabled_names
+
+        os.environ["KERNEL_DISABLE_PLUGINS"] = ",".join(sorted(disabled_names(disabled)))
     try:
         return _main(argv, disabled, debug)
     finally:
         if debug:
             show_plugin_tracebacks()
+        if disabled:  # a caller in this process keeps its own setting
+            if before is None:
+                os.environ.pop("KERNEL_DISABLE_PLUGINS", None)
+            else:
+                os.environ["KERNEL_DISABLE_PLUGINS"] = before
 
 
 def _main(argv: list[str], disabled: list[str], debug: bool) -> int:

@@ -7,7 +7,7 @@ has a kernel for the input's device and takes its dtype; otherwise the reference
 imports the extension: the kernel loads it once (``import kernel_fused_ops`` registers the
 operators with ``torch.library``) and everything else goes through ``torch.ops``.
 
-``KERNEL_DISABLE_PLUGINS=fused_ops`` (or ``-p no:fused_ops``) keeps the library unloaded, so the
+``KERNEL_DISABLE_PLUGINS=fused_ops`` (or ``kernel -p no:fused_ops ...``) keeps the library unloaded, so the
 references run even where it is installed: the way to compare the two on one machine.
 
 The fused kernels are left out while a model is exported or scripted (an ONNX or TorchScript file

@@ -342,10 +342,10 @@ class Checker:
             per_sample.append(default_collate([D.apply([transform], [], x, y) for x, y in items]))
         _seed(0)
         batch = form.collate(items)
-        if not _close(per_sample[0], per_sample[1]):  # random: compare what can be compared
-            if not _close(_shapes(batch), _shapes(per_sample[0])):
+        if not same(per_sample[0], per_sample[1]):  # random: compare what can be compared
+            if _shapes(batch) != _shapes(per_sample[0]):
                 self.add(comp, "its batch form (batched()) makes a batch of other shapes than the per-sample path")
-        elif not _close(batch, per_sample[0]):
+        elif not same(batch, per_sample[0], atol=1e-5):  # a fused multiply-add against three roundings
             self.add(comp, "its batch form (batched()) makes another batch than applying it to each sample and "
                            "stacking: the loaders would train on other inputs than split[i] shows")
 
@@ -776,18 +776,19 @@ def predictions_for(targets, facts):
     return None, None
 
 
-def same(a, b) -> bool:
-    """Equal values, looking into tensors, arrays, sequences and dicts."""
+def same(a, b, atol: float = 1e-8) -> bool:
+    """Equal values, looking into tensors, arrays, sequences and dicts (tensors to ``allclose``'s
+    rtol and ``atol``)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same(a[k], b[k], atol) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y, atol) for x, y in zip(a, b))
     if hasattr(a, "shape") and hasattr(b, "shape"):
         import torch
 
         a, b = torch.as_tensor(a), torch.as_tensor(b)
         return a.shape == b.shape and bool(torch.equal(a, b) or torch.allclose(a.double(), b.double(),
-                                                                                equal_nan=True))
+                                                                                atol=atol, equal_nan=True))
     return a == b
 
 
@@ -814,21 +815,6 @@ def _seed(seed: int = 0):
 
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _close(a, b) -> bool:
-    """:func:`same`, to float rounding (a fused operator's one multiply-add against three roundings)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
-    if hasattr(a, "shape") and hasattr(b, "shape"):
-        import torch
-
-        a, b = torch.as_tensor(a), torch.as_tensor(b)
-        return a.shape == b.shape and (torch.equal(a, b) or (a.is_floating_point() and b.is_floating_point() and
-                                       torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-5, equal_nan=True)))
-    return a == b
 
 
 def _shapes(batch):

@@ -58,8 +58,7 @@ def test_a_random_flip_mirrors_each_sample_or_leaves_it(cifar):
     _, (x, _) = first_batch(plan, 64)
     pixels = plan.data.loader("train", batch_size=64, shuffle=False).dataset
     flipped = []
-    for i in range(64):
-        torch.manual_seed(0)  # the per-sample path's flip decided by hand: p=1 and p=0 paths of one Normalize
+    for i in range(64):  # each sample is the normalised image or its mirror
         plain = plan.data.train.transforms[-1](pixels[i][0])
         if torch.allclose(x[i], plain, atol=1e-5):
             flipped.append(False)
@@ -206,6 +205,17 @@ def test_text_models_with_fused_parts_equal_pytorchs_own():
         model(ids).sum().backward()  # trains through the fused operator's backward
 
 
+def test_p_no_fused_ops_reaches_the_process_and_is_put_back(monkeypatch, capsys):
+    from kernel.cli import main
+
+    monkeypatch.delenv("KERNEL_DISABLE_PLUGINS", raising=False)
+    seen = {}
+    monkeypatch.setattr("kernel.commands.catalog.plugins_cmd",
+                        lambda args: seen.setdefault("env", os.environ.get("KERNEL_DISABLE_PLUGINS")) and 0)
+    main(["-p", "no:fused_ops", "plugins"])
+    assert seen["env"] == "fused_ops" and "KERNEL_DISABLE_PLUGINS" not in os.environ
+
+
 def test_the_docs_example_runs(capsys):
     import re
 
@@ -234,6 +244,9 @@ def test_kernel_plugins_says_whether_the_library_is_installed_and_its_device_ker
         assert info["installed"] and "cpu" in info["devices"] and info["disabled"] is False
     else:
         assert info == {"installed": False} or info.get("disabled")
+    off = subprocess.run([sys.executable, "-m", "kernel.cli", "-p", "no:fused_ops", "plugins", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert json.loads(off)["fused_ops"].get("disabled", False) is LOADED  # -p no: turns it off as the env does
     text = subprocess.run([sys.executable, "-m", "kernel.cli", "plugins"], capture_output=True, text=True,
                           cwd=ROOT, check=True, env={**os.environ, "COLUMNS": "300"}).stdout
     assert "fused operators: kernel-fused-ops" in text

@@ -148,5 +148,5 @@ def fused_ops_line(info: dict) -> str:
     if info.get("cuda_skipped"):
         line += f" (CUDA not built: {info['cuda_skipped']})"
     if info.get("disabled"):
-        line += "; turned off by KERNEL_DISABLE_PLUGINS=fused_ops: the references run"
+        line += "; turned off (KERNEL_DISABLE_PLUGINS=fused_ops or -p no:fused_ops): the references run"
     return line

@@ -26,7 +26,7 @@ def register(cli):
                       help="train only this model (its name as `kernel runs` shows it); repeatable")
     part.add_argument("--shard", metavar="I/N",
                       help="train every N-th model from the I-th: N commands (I = 1..N), on one machine or "
-                           "several sharing the run store, train each model once (docs/distributed.md)")
+                           "several sharing the run store, train each model once (docs/user-guide.md)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the plan or the results as JSON")
     p.add_argument("--keep-checkpoints", action="store_true", default=None,

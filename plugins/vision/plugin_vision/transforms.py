@@ -319,22 +319,25 @@ class Normalize:
         return self
 
     def __call__(self, x):
-        if self.mean is None or self.std is None:
-            raise KernelError("vision.Normalize: mean/std are \"auto\" but were never fitted; use it in a "
-                              "workflow (the kernel fits it on the training split) or give the values")
         from torchvision.transforms.v2.functional import normalize
 
         if not isinstance(x, torch.Tensor):
             x = to_image(x)
-        channels = x.shape[-3] if x.ndim >= 3 else 1
-        mean, std = self.mean, self.std
-        if len(mean) != channels or len(std) != channels:
-            if len(mean) == 1 and len(std) == 1:
-                mean, std = mean * channels, std * channels
-            else:
-                raise KernelError(f"vision.Normalize: {len(mean)} mean and {len(std)} std values for images with "
-                                  f"{channels} channel(s)")
+        mean, std = self.statistics(x.shape[-3] if x.ndim >= 3 else 1)
         return normalize(as_float(x), mean, std, inplace=self.inplace)
+
+    def statistics(self, channels: int) -> tuple[list[float], list[float]]:
+        """The mean and std for images of ``channels`` channels (one value given: the same for all)."""
+        if self.mean is None or self.std is None:
+            raise KernelError("vision.Normalize: mean/std are \"auto\" but were never fitted; use it in a "
+                              "workflow (the kernel fits it on the training split) or give the values")
+        mean, std = self.mean, self.std
+        if len(mean) == len(std) == channels:
+            return mean, std
+        if len(mean) == 1 and len(std) == 1:
+            return mean * channels, std * channels
+        raise KernelError(f"vision.Normalize: {len(mean)} mean and {len(std)} std values for images with "
+                          f"{channels} channel(s)")
 
     def batched(self, before: list):
         """Normalise whole batches as they are collated: with a RandomHorizontalFlip just before,
@@ -388,33 +391,22 @@ class BatchNormalize:
         flip = torch.rand(x.shape[0]) < self.flip.transform.p if self.flip is not None else None
         if flip is not None and isinstance(y, torch.Tensor) and y.ndim >= 3:
             y = torch.where(flip.view(-1, *[1] * (y.ndim - 1)), y.flip(-1), y)  # masks move with their image
-        mean, std = self._statistics(x.shape[1])
+        mean, std = self.normalize.statistics(x.shape[1])
         if x.dtype == torch.uint8:
             from kernel import fused
 
             return [fused.image_batch(x.permute(0, 2, 3, 1), mean, std, flip), y]
+        from torchvision.transforms.v2.functional import normalize
+
         x = as_float(x)
         if flip is not None:
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-        return [(x - m) / s, y]
+        return [normalize(x, mean, std), y]
 
     def _one(self, x, y):
         if self.flip is not None:
             x, y = self.flip(x, y)
         return self.normalize(x), y
-
-    def _statistics(self, channels: int):
-        n = self.normalize
-        if n.mean is None or n.std is None:
-            n(torch.zeros(channels, 1, 1))  # the per-sample call's message: never fitted
-        if len(n.mean) == len(n.std) == channels:
-            return n.mean, n.std
-        if len(n.mean) == 1 and len(n.std) == 1:
-            return n.mean * channels, n.std * channels
-        raise KernelError(f"vision.Normalize: {len(n.mean)} mean and {len(n.std)} std values for images with "
-                          f"{channels} channel(s)")
 
 
 def _stackable(xs: list) -> bool:
