@@ -127,6 +127,7 @@ def _main(argv: list[str], disabled: list[str], debug: bool) -> int:
             parser.print_help()
             return 0
         args.disabled = tuple(disabled)
+        args.argv = argv  # what a launcher of several processes gives each of them (kernel/launch.py)
         from .catalog import import_target
 
         fn = import_target(cli.targets[args.command], f"command {args.command}")
@@ -135,10 +136,16 @@ def _main(argv: list[str], disabled: list[str], debug: bool) -> int:
     except KernelError as exc:
         if debug:
             traceback.print_exc()
-        print(f"kernel: error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"kernel: error: {exc}", file=sys.stderr)
+        else:  # one of several processes: rank 0 says it, and the launcher says what only this one met
+            from .launch import record_error
+
+            record_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("kernel: interrupted", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one of several processes: rank 0 says it
+            print("kernel: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -22,15 +22,17 @@ import sys
 import time
 import traceback
 
+from . import distributed
 from .errors import KernelError, debugging
-from .store import Run, RunStore, clean_temporary_files, read_run_json, scan_jsonl, write_atomic
+from .store import ReplicaRun, Run, RunStore, clean_temporary_files, read_run_json, scan_jsonl, write_atomic
 
 KEEP_CHECKPOINTS_ENV = "KERNEL_KEEP_CHECKPOINTS"
 
 
 def say(message: str):
-    """What the runner tells the user about a run (not progress): stderr, even when quiet."""
-    print(f"kernel: {message}", file=sys.stderr, flush=True)
+    """What the runner tells the user about a run (not progress): stderr, even when quiet (rank 0's only)."""
+    if distributed.is_main():
+            print(f"kernel: {message}", file=sys.stderr, flush=True)
 
 
 def keep_checkpoints_default(keep: bool | None) -> bool:
@@ -73,6 +75,9 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     callbacks = list(callbacks)
     if callbacks and parallel > 1:
         raise KernelError("callback objects live in this process: run with parallel=1")
+    if parallel > 1 and distributed.active():
+        raise KernelError("--parallel and several processes per run (--nproc-per-node) do not go together: "
+                          "each model's run already takes every process")
     record = _checked_record(record)
     plan = prepare(workflow, catalog or get_catalog(), data=data)
     trainer = plan.trainer()
@@ -81,6 +86,11 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     # what the run would fail on (a batch that cannot stack, a loss or metric that does not fit the
     # model's output) is the user's to fix: found on one real batch, before any run exists
     indices = list(range(len(workflow.models))) if models is None else list(models)
+    if distributed.active() and "processes" in defaults:
+        from .console import step
+
+        step(f"training each run on {defaults['processes']} processes: the global batch of {defaults['batch_size']} "
+             f"is {defaults['process_batch_size']} per process (the learning rate is the workflow's, unscaled)")
     check_models(plan, trainer, defaults, indices)
     plan.callbacks()  # the workflow's callbacks must build
     store = RunStore(workspace)
@@ -88,7 +98,12 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     keep = keep_checkpoints_default(keep_checkpoints)
     if not artifacts:
         record = {**record, "artifacts": "skipped"}
-    runs = [_create(store, plan, i, defaults, baseline, keep, record) for i in indices]
+    if distributed.is_main():
+        runs = [_create(store, plan, i, defaults, baseline, keep, record) for i in indices]
+        _tell_launcher(runs)
+    if distributed.active():  # the others train the runs rank 0 made, and write nothing
+        made = distributed.broadcast([(str(r.dir), r.info) for r in runs] if distributed.is_main() else None)
+        runs = runs if distributed.is_main() else [ReplicaRun(path, info, store) for path, info in made]
     with StopSignals() as stop:
         try:
             if parallel > 1 and len(runs) > 1:
@@ -108,15 +123,28 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
                         say(f"run {run.id} failed: {_describe_error(exc)}")
                         if debugging():
                             traceback.print_exception(exc, file=sys.stderr)
+                        if distributed.active():  # the processes may not agree on where they are: stop them all
+                            raise
                     if stop.requested:  # the trainer ended its run cleanly on Ctrl-C: stop the workflow too
                         raise KeyboardInterrupt
         except KeyboardInterrupt:
             say_resumable(runs, store)
             raise
+    if not distributed.is_main():
+        return Results(runs)
     results = Results([Run.open(r.dir, store) for r in runs])
     if artifacts:
         finish_sections(plan, results)
     return results
+
+
+def _tell_launcher(runs: list):
+    """Name the runs to the ``kernel run --nproc-per-node`` launcher (a file it gave): should a process
+    die, the launcher marks them failed with the rank and the reason (kernel/launch.py)."""
+    path = os.environ.get("KERNEL_LAUNCH_RUNS")
+    if path and distributed.active():
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(f"{r.dir}\n" for r in runs)
 
 
 def finish_sections(plan, results: "Results"):
@@ -219,21 +247,44 @@ def _holding(run: Run, lock):
     return RunLock(run.dir)
 
 
-def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=None, lock=None, callbacks=()):
+def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=None, lock=None, callbacks=(),
+            told=None):
     """Build the run's model, train it, and write its artifacts; returns the trainer's Result.
     ``callbacks``: callback objects added to the workflow's own for this run.
 
     The run's lock is held throughout (taken here unless ``lock``, already held, is given): a
-    second writer gets :class:`kernel.runlock.RunLocked` before it touches anything.
+    second writer gets :class:`kernel.runlock.RunLocked` before it touches anything. On several
+    processes rank 0 checks and tells the others (``told``: what they were told already) to train
+    the run with it, or why not.
     """
+    if not distributed.is_main():
+        word = told or distributed.broadcast()
+        if word[0] != "train":
+            raise RunChanged(word[1])
+        run.info = word[1]
+        return _train(run, plan, quiet, word[2], reports, callbacks)
     with _holding(run, lock):
-        refuse_links(run.dir)
-        # another process may have trained the run while this one waited for it (`kernel resume` of
-        # a queued run during a long `kernel run`): what is on disk now wins, and is left as it is
-        status = read_run_json(run.dir / "run.json").get("status")
-        if status != run.info.get("status"):
-            raise RunChanged(f"run {run.id} is {status} now: another process took it up meanwhile; left as it is")
+        try:
+            refuse_links(run.dir)
+            # another process may have trained the run while this one waited for it (`kernel resume` of
+            # a queued run during a long `kernel run`): what is on disk now wins, and is left as it is
+            status = read_run_json(run.dir / "run.json").get("status")
+            if status != run.info.get("status"):
+                raise RunChanged(f"run {run.id} is {status} now: another process took it up meanwhile; left as it is")
+        except KernelError as exc:
+            _tell(("skip", str(exc)))
+            raise
+        _tell(("train", run.info, resume, str(run.dir)))
         return _train(run, plan, quiet, resume, reports, callbacks)
+
+
+_TOLD: list = []  # what rank 0 told the other processes (resume checks that it told them something)
+
+
+def _tell(word: tuple):
+    if distributed.active():
+        distributed.broadcast(word)
+        _TOLD.append(word)
 
 
 def refuse_links(run_dir):
@@ -283,7 +334,7 @@ def _train(run: Run, plan, quiet: bool, resume: bool, reports, callbacks=()):
                   f"(the trainer contract: docs/hooks.md)")
         _record_end(run, "failed", reason, force=True)
         raise KernelError(reason)
-    if result.status == "completed":
+    if result.status == "completed" and distributed.is_main():
         finish(run, plan, model, reports)
     return result
 
@@ -352,6 +403,7 @@ def _confusion_matrix(run: Run, plan, model):
     device = next(model.parameters()).device
     n = int(data.facts["num_classes"])
     metric = plan.build("kernel.confusion_matrix", "metric", task="multiclass", num_classes=n).to(device)
+    metric.distributed_available_fn = lambda: False  # rank 0 alone writes the artifacts: nothing to sum over processes
     model.eval()
     with torch.no_grad():
         for inputs, targets in data.loader("valid", batch_size=256, shuffle=False):
@@ -366,11 +418,14 @@ def _confusion_matrix(run: Run, plan, model):
 def _restore_transforms(run: Run, plan):
     from .training import checkpoint as ckpt
 
-    try:
-        saved, _, _ = ckpt.load_newest(run.checkpoints)
-    except ckpt.CheckpointError:
-        return
-    for t, state in zip(plan.data.transforms, saved.get("transforms") or []):
+    states = None
+    if distributed.is_main():
+        try:
+            states = ckpt.load_newest(run.checkpoints)[0].get("transforms")
+        except ckpt.CheckpointError:
+            pass
+    states = distributed.broadcast(states)
+    for t, state in zip(plan.data.transforms, states or []):
         if state is not None and hasattr(t, "load_state_dict"):
             t.load_state_dict(state)
 
@@ -385,11 +440,40 @@ def resume(ref: str, quiet: bool = False, workspace=None, allow_imports=None, fo
     kernel/allowed_imports.py). ``force``: resume although the data changed or metrics.jsonl has a
     damaged line. Holds the run's lock from the first look to the last write.
     """
+    if distributed.active():
+        return _resume_distributed(ref, quiet, workspace, allow_imports, force, restart, keep_checkpoints)
+    return _resume(ref, quiet, workspace, allow_imports, force, restart, keep_checkpoints)
+
+
+def _resume_distributed(ref, quiet, workspace, allow_imports, force, restart, keep_checkpoints):
+    """``kernel resume`` on several processes: rank 0 does what one process does and tells the
+    others the run to train with it; they rebuild it from the run.json rank 0 sent."""
+    from .training.result import Result
+
+    if distributed.is_main():
+        told = len(_TOLD)
+        try:
+            return _resume(ref, quiet, workspace, allow_imports, force, restart, keep_checkpoints)
+        finally:
+            if len(_TOLD) == told:  # nothing to train (artifacts only, or an error): the others may go
+                _tell(("skip", "nothing to train"))
+    word = distributed.broadcast()
+    if word[0] != "train":
+        return Result(ref, "completed", None, 0, {}, {}, None)  # rank 0 says what happened
+    run = ReplicaRun(word[3], word[1], RunStore(workspace))
+    allowance = _allowance(run, allow_imports)
+    plan = _plan_from_dir(run, allowance, force=True)  # rank 0 has checked the data
+    with _enforcing(run, allowance):
+        return execute(run, plan, quiet=quiet, told=word)
+
+
+def _resume(ref, quiet, workspace, allow_imports, force, restart, keep_checkpoints):
     from .interrupts import StopSignals
     from .runlock import RunLock
 
     store = RunStore(workspace)
     run = store.get(ref)
+    _tell_launcher([run])
     with StopSignals(), RunLock(run.dir) as lock:
         run = Run.open(run.dir, store)  # as it is now that no one else can write it
         refuse_links(run.dir)  # before the first write (temporary files, metrics, checkpoints)

@@ -396,3 +396,17 @@ class Run:
         """Ask the trainer to stop after the current batch; the run ends with ``status`` and ``reason``."""
         if self.state is not None and self.state.stop is None:
             self.state.stop = (status, reason)
+
+
+class ReplicaRun(Run):
+    """A run as the processes other than rank 0 of a job on several processes see it
+    (docs/distributed.md): rank 0's run.json, kept in memory. Only rank 0 writes the run's files."""
+
+    def save(self, info: dict | None = None):
+        pass
+
+    def log(self, row: dict):
+        pass
+
+    def truncate_metrics(self, epoch: int):
+        pass

@@ -32,6 +32,8 @@ CASES = [
                    "--predict-inputs", "4"], "target (accuracy): int8 within 1 point"),
     ("fused_ops.py", ["--no-compile", "--reps", "1", "--min-time", "0.01", "--images", "256"],
      "target: cross-entropy fwd+bwd >= 1.5x eager"),
+    ("ddp.py", ["--samples", "320", "--features", "16", "--hidden", "32", "--layers", "1", "--batch-size", "32",
+                "--epochs", "2", "--rounds", "1", "--comm-steps", "2"], "target: kernel DDP <= 1.05x hand-written DDP"),
 ]
 
 

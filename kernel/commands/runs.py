@@ -41,6 +41,9 @@ def register(cli):
     p.add_argument("--restart", action="store_true", help="train the run again from its first epoch")
     p.add_argument("--keep-checkpoints", action="store_true", default=None,
                    help="keep every checkpoint once the run completes (default: only the slimmed best.pt)")
+    from ..launch import add_options
+
+    add_options(p)
 
 
 def runs_cmd(args):
@@ -150,6 +153,16 @@ def compare_cmd(args):
 
 
 def resume_cmd(args):
+    from .. import distributed, launch
+
+    if launch.wanted(args):
+        launch.check(args)
+        return launch.launch(args, args.argv)
+    with distributed.joined():
+        return _resume(args)
+
+
+def _resume(args):
     from ..runner import resume
 
     result = resume(args.run, quiet=args.quiet, allow_imports=args.allow_import, force=args.force,

@@ -32,6 +32,9 @@ def register(cli):
     p.add_argument("--keep-checkpoints", action="store_true", default=None,
                    help="keep every checkpoint of a completed run (default: only best.pt, slimmed to what "
                         "kernel.load needs; also KERNEL_KEEP_CHECKPOINTS=1)")
+    from ..launch import add_options
+
+    add_options(p)
     p = cli.command("analyze", "kernel.commands.workflow:analyze_cmd",
                     help="run a workflow's analyzers over its data and write their reports")
     _workflow_args(p)
@@ -60,9 +63,20 @@ def _plan(args):
 
 
 def run_cmd(args):
+    from .. import distributed, launch
+
+    if launch.wanted(args):
+        launch.check(args, load_workflow(args))
+        return launch.launch(args, args.argv)
+    with distributed.joined():
+        return _run(args)
+
+
+def _run(args):
+    from .. import distributed
     from ..console import show_steps
 
-    show_steps(not args.quiet and not args.json)
+    show_steps(not args.quiet and not args.json and distributed.is_main())
     if args.dry_run:
         from ..dryrun import describe_plan, print_plan, problems
 
@@ -87,6 +101,8 @@ def run_cmd(args):
         return 0
     results = run_workflow(workflow, parallel=args.parallel, quiet=args.quiet, keep_checkpoints=args.keep_checkpoints,
                            models=models)
+    if not distributed.is_main():
+        return 0  # rank 0 reports
     if args.json:
         print(json.dumps(results.to_dict(), indent=2, default=str))
     else:

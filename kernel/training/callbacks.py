@@ -85,9 +85,25 @@ class Checkpoint:
             last.replace(folder / "previous.pt")
         ckpt.save(last, snapshot)
         if improved:
-            from ..store import write_atomic
+            _same_file(last, folder / "best.pt")
 
-            write_atomic(folder / "best.pt", last.read_bytes())
+
+def _same_file(source, target):
+    """``target`` with ``source``'s bytes, atomically: a second name for the same file where the
+    filesystem allows (every checkpoint write replaces a file, never changes one, so the names
+    cannot drift apart), else a copy. A model's checkpoint can be large: no second write of it."""
+    import os
+
+    from ..store import write_atomic
+
+    temporary = target.with_name(f".{target.name}.link.tmp")  # cleaned like any writer's leftovers
+    try:
+        temporary.unlink(missing_ok=True)
+        os.link(source, temporary)
+        os.replace(temporary, target)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        write_atomic(target, source.read_bytes())
 
 
 class TensorBoard:
@@ -118,13 +134,14 @@ class TensorBoard:
             if self.graph:
                 from ..data import to_device
 
-                was = state.model.training
-                state.model.eval()
+                model = getattr(state, "module", state.model)  # the model itself, not its DDP wrapper
+                was = model.training
+                model.eval()
                 try:
-                    self.writer.add_graph(state.model, to_device(inputs, state.device))
+                    self.writer.add_graph(model, to_device(inputs, state.device))
                 except Exception:
                     pass  # not every model can be traced; the graph is a nicety
-                state.model.train(was)
+                model.train(was)
 
     def _log_samples(self, data):
         """``samples/train/<i>``: each input drawn by the renderer the kernel picks for it. The kernel

@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 
+from .. import distributed
 from ..build import call_with_facts, spec_parts
 from ..catalog import get_catalog, resolve_target
 from ..data import batch_form, batch_sampler_of, batch_size_of, forward, to_device
@@ -81,6 +82,8 @@ class Supervised:
         checkpoint: write checkpoints/last.pt every epoch and best.pt on improvement.
         tensorboard: write TensorBoard event files.
         progress: show progress (bars on a terminal, periodic lines otherwise).
+        sync_batchnorm: on several processes (docs/distributed.md), batch-norm layers take their
+            statistics over the whole global batch instead of each process's share.
     """
 
     def __init__(self, epochs: int = 10, batch_size: int | str = "auto", optimizer: dict | str | None = None,
@@ -89,13 +92,14 @@ class Supervised:
                  monitor: str = "auto", mode: str = "auto", device: str = "auto", precision: str = "fp32",
                  accumulate: int = 1, clip_grad_norm: float | None = None, num_workers: int | str = "auto",
                  deterministic: bool = False, early_stopping: dict | None = None, checkpoint: bool = True,
-                 tensorboard: bool = True, progress: bool = True):
+                 tensorboard: bool = True, progress: bool = True, sync_batchnorm: bool = False):
         self.epochs, self.batch_size, self.loss, self.metrics = epochs, batch_size, loss, metrics
         self.optimizer = optimizer or {"use": "torch.optim.AdamW", "lr": 1e-3}
         self.scheduler, self.monitor, self.mode, self.device = scheduler, monitor, mode, device
         self.precision, self.accumulate, self.clip_grad_norm = precision, accumulate, clip_grad_norm
         self.num_workers, self.deterministic, self.early_stopping = num_workers, deterministic, early_stopping
         self.checkpoint, self.tensorboard, self.progress = checkpoint, tensorboard, progress
+        self.sync_batchnorm = sync_batchnorm
         if not isinstance(epochs, int) or epochs < 1:
             raise KernelError(f"{W}.epochs must be a whole number of at least 1, not {epochs!r}")
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
@@ -116,14 +120,16 @@ class Supervised:
     def describe(self, data) -> dict:
         """The settings this trainer will use on ``data``, automatic defaults resolved; trains nothing."""
         task = data.facts.get("task", "other")
-        n_train = len(data.train)
+        n_train, processes = len(data.train), distributed.world_size()
         if self.batch_size == "auto":
             batch_size = min(64, n_train)
+            batch_size = max(processes, batch_size - batch_size % processes)  # an equal share for each process
         elif self.batch_size > n_train:
             raise KernelError(f"{W}.batch_size = {self.batch_size} is larger than the training split "
                               f"({n_train} samples); use at most {n_train}, or \"auto\"")
         else:
             batch_size = self.batch_size
+        _check_shares(batch_size, processes)
         loss = self.loss
         if loss == "auto":
             if task not in AUTO_LOSS:
@@ -152,6 +158,8 @@ class Supervised:
             torch.device(device)
         except (RuntimeError, TypeError) as exc:
             raise KernelError(f"{W}.device: {device!r} is not a device ({exc})") from None
+        if processes > 1 and device == "cuda":
+            device = f"cuda:{distributed.local_rank()}"  # one GPU per process
         workers = self.num_workers
         if workers == "auto":
             workers = min(4, (os.cpu_count() or 1) - 1) if device.startswith("cuda") else 0
@@ -159,7 +167,8 @@ class Supervised:
                 "metrics": metrics, "monitor": monitor, "mode": mode, "device": device,
                 "precision": self.precision, "optimizer": _spec_dict(self.optimizer),
                 "scheduler": _spec_dict(self.scheduler) if self.scheduler else None,
-                "accumulate": self.accumulate, "clip_grad_norm": self.clip_grad_norm, "num_workers": workers}
+                "accumulate": self.accumulate, "clip_grad_norm": self.clip_grad_norm, "num_workers": workers,
+                **({"processes": processes, "process_batch_size": batch_size // processes} if processes > 1 else {})}
 
     def build_loss(self, cfg):
         use, params = spec_parts(self.loss if isinstance(self.loss, dict) else cfg["loss"])
@@ -246,6 +255,8 @@ class Supervised:
             except TypeError as exc:
                 raise KernelError(f"{W}.early_stopping: {exc}") from None
         out += list(extra)
+        if not distributed.is_main():
+            return out  # the files and the progress are rank 0's
         if self.checkpoint:
             out.append(C.Checkpoint())
         if self.tensorboard:
@@ -299,11 +310,14 @@ class Supervised:
         for m in train_metrics.values():
             m.to(device) if hasattr(m, "to") else None
         valid_metrics = {k: _clone(m) for k, m in train_metrics.items()} if data.valid is not None else {}
+        module = model
+        if distributed.active():
+            model = self._distributed(model, device)
+            module = model.module
         generator = torch.Generator().manual_seed(data.seed)
         train_loader, sampler, skip_unit = self._train_loader(data, cfg, device, generator)
-        valid_loader = None if data.valid is None else data.loader(
-            "valid", cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"], pin_memory=device.type == "cuda")
-        optimizer = self._build_optimizer(model)
+        valid_loader = None if data.valid is None else self._valid_loader(data, cfg, device)
+        optimizer = self._build_optimizer(module)
         scheduler = self._build_scheduler(optimizer, math.ceil(len(train_loader) / self.accumulate), cfg)
         scaler = torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
         callbacks = self.callbacks(cfg, getattr(run, "callbacks", ()))
@@ -311,15 +325,17 @@ class Supervised:
             from .callbacks import Progress
 
             callbacks = [c for c in callbacks if not isinstance(c, Progress)]  # a user's own "Progress" stays
-        state = State(trainer=self, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+        state = State(trainer=self, model=model, module=module, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                       data=data, device=device, config=cfg, epoch=0, epochs=self.epochs, epochs_done=0, step=0,
                       batch=0, batches=len(train_loader), loss=None, metrics={}, best={}, improved=False,
                       monitor=cfg["monitor"], mode=cfg["mode"], stop=None, callbacks=callbacks,
                       events=EventBus(callbacks), resumed=False, loss_fn=loss_fn, train_metrics=train_metrics,
                       valid_metrics=valid_metrics, train_loader=train_loader, valid_loader=valid_loader,
                       sampler=sampler, skip_unit=skip_unit, generator=generator,
+                      sampler_shares=getattr(train_loader.batch_sampler, "global_sizes", None),
                       autocast=_autocast(self.precision, device), accumulated=0, restored=None, partial=None,
-                      writer=None, started=None, duration_before=0.0)
+                      writer=None, started=None, duration_before=0.0, rng_ranks=None,
+                      vote=distributed.StopVote() if distributed.active() else None)
         state.snapshot = functools.partial(self.snapshot, state)
         if run.resuming:
             self.restore(state, run)
@@ -338,7 +354,7 @@ class Supervised:
         try:
             state.events.fire("fit_start", run, state)
             if state.restored is not None:  # after fit_start: callbacks may draw samples there
-                set_rng_states(state.restored["rng"])
+                set_rng_states(_own_rng(state.restored))
             while state.epochs_done < self.epochs and state.stop is None:
                 self.run_epoch(state, run)
             self._finish(state, run)
@@ -361,9 +377,14 @@ class Supervised:
             return
         if state.valid_loader is not None:
             row.update(self.validate(state))
+        row = distributed.broadcast(row)  # every process decides (best epoch, early stop) on the same numbers
         state.metrics = row
         state.events.fire("validation_end", run, state)
         self.end_epoch(state, run, row)
+        if state.vote is not None:
+            agreed = state.vote.now(state.stop)
+            if agreed is not None and state.stop is None:
+                state.stop = (agreed, "stopped on another process")
 
     def train_epoch(self, state, run) -> dict | None:
         """One pass over the training batches; the epoch's ``train/...`` values, or None when a stop
@@ -374,7 +395,12 @@ class Supervised:
             self._train_batch(state, batch, tally)
             if listens:
                 state.events.fire("batch_end", run, state)
-            if state.stop is not None:
+            if state.vote is not None:  # several processes: they stop after the same batch
+                agreed = state.vote.batch(state.stop)
+                if agreed is not None:
+                    state.stop = state.stop or (agreed, "stopped on another process")
+                    break
+            elif state.stop is not None:
                 break
         tally.flush()
         if state.stop is not None and state.batch + 1 < state.batches:
@@ -405,16 +431,20 @@ class Supervised:
         state.epochs_done = state.epoch
         self._track_best(state, row)
         self._record_epoch(state, run, row, lr)
+        self._gather_rng(state)
         state.events.fire("epoch_end", run, state)
 
     def restore(self, state, run):
         """Load the run's newest good checkpoint into ``state``: weights, optimizer, scheduler, scaler,
         callbacks, the shuffle generator and the counters. A cut epoch is left in ``state.partial`` for
         the next train_epoch to finish; the RNG states are set after ``fit_start``."""
-        saved, path, problems = ckpt.load_newest(run.checkpoints)
-        for p in problems:
-            print(f"kernel: warning: {p}; resuming from {path.name}", file=sys.stderr)
-        state.model.load_state_dict(saved["model"])
+        saved = None
+        if distributed.is_main():  # the others may have no run store: rank 0's checkpoint is sent to them
+            saved, path, problems = ckpt.load_newest(run.checkpoints)
+            for p in problems:
+                print(f"kernel: warning: {p}; resuming from {path.name}", file=sys.stderr)
+        saved = distributed.broadcast(saved)
+        state.module.load_state_dict(saved["model"])
         state.optimizer.load_state_dict(saved["optimizer"])
         if state.scheduler is not None and saved.get("scheduler") is not None:
             state.scheduler.load_state_dict(saved["scheduler"])
@@ -437,12 +467,13 @@ class Supervised:
 
         return _copy_tensors({
             "epoch": state.epochs_done, "step": state.step, "batches_done": partial["batches_done"] if partial else 0,
-            "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+            "model": state.module.state_dict(), "optimizer": state.optimizer.state_dict(),
             "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
             "scaler": state.scaler.state_dict() if state.scaler is not None else None, "rng": rng_states(),
             "generator": generator_state if generator_state is not None else state.generator.get_state(),
             "callbacks": {key: cb.state_dict() for key, cb in _keyed(state.callbacks) if hasattr(cb, "state_dict")},
-            "transforms": state.data.transform_states(), "best": state.best, "partial": partial})
+            "transforms": state.data.transform_states(), "best": state.best, "partial": partial,
+            **({"rng_ranks": state.rng_ranks} if state.rng_ranks is not None else {})})
 
     # -- the loop's parts ------------------------------------------------------------------------
     def _train_loader(self, data, cfg, device, generator):
@@ -451,7 +482,13 @@ class Supervised:
         (a sample, or a whole batch when the collate function makes the batches)."""
         train, collate_fn = batch_form(data.train, data.collate_fn)  # transforms that work on whole batches
         batches = batch_sampler_of(collate_fn, train, cfg["batch_size"], shuffle=True, generator=generator)
-        if batches is None:
+        if distributed.active():  # the global batches one process would draw, each shared out
+            batches = batches or torch.utils.data.BatchSampler(
+                torch.utils.data.RandomSampler(train, generator=generator), cfg["batch_size"], drop_last=False)
+            sampler = SkippingSampler(batches)
+            skip_unit = 1
+            order = {"batch_sampler": distributed.ShardedBatches(sampler, distributed.rank(), distributed.world_size())}
+        elif batches is None:
             sampler = SkippingSampler(torch.utils.data.RandomSampler(train, generator=generator))
             skip_unit, order = cfg["batch_size"], {"sampler": sampler, "batch_size": cfg["batch_size"]}
         else:  # the collate function groups the batches itself (variable-length samples, by length)
@@ -462,6 +499,28 @@ class Supervised:
                                              pin_memory=device.type == "cuda", collate_fn=collate_fn,
                                              persistent_workers=workers > 0, **order)
         return loader, sampler, skip_unit
+
+    def _valid_loader(self, data, cfg, device):
+        """The valid split in order; on several processes each reads its share of every batch (all
+        of them together every sample once) and the metrics are summed over the processes."""
+        if not distributed.active():
+            return data.loader("valid", cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"],
+                               pin_memory=device.type == "cuda")
+        valid, collate_fn = batch_form(data.valid, data.collate_fn)
+        batches = batch_sampler_of(collate_fn, valid, cfg["batch_size"]) or torch.utils.data.BatchSampler(
+            torch.utils.data.SequentialSampler(valid), cfg["batch_size"], drop_last=False)
+        shares = distributed.ShardedBatches(batches, distributed.rank(), distributed.world_size(), every_sample=True)
+        workers = cfg["num_workers"]
+        return torch.utils.data.DataLoader(valid, batch_sampler=shares, collate_fn=collate_fn, num_workers=workers,
+                                           pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+
+    def _distributed(self, model, device):
+        """``model`` wrapped in DistributedDataParallel (batch norm synchronised when asked)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        if self.sync_batchnorm:
+            model = distributed.sync_batchnorm(model, device.type)
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     def _begin_train_epoch(self, state):
         """The epoch's tally, the batches to skip and the shuffle generator's state as the epoch began
@@ -483,12 +542,16 @@ class Supervised:
         """train_step under autocast, the backward pass, and an optimizer step every ``accumulate`` batches."""
         inputs, targets = batch
         inputs, targets = to_device(inputs, state.device, True), to_device(targets, state.device, True)
-        with state.autocast():
-            loss, outputs = _loss_and_outputs(self.train_step((inputs, targets), state), "train_step")
-        scaled = loss / self.accumulate if self.accumulate > 1 else loss
-        (state.scaler.scale(scaled) if state.scaler is not None else scaled).backward()
+        stepping = state.accumulated + 1 == self.accumulate or state.batch + 1 == state.batches
+        with _no_sync(state, stepping):
+            with state.autocast():
+                loss, outputs = _loss_and_outputs(self.train_step((inputs, targets), state), "train_step")
+            scaled = loss / self.accumulate if self.accumulate > 1 else loss
+            if state.vote is not None:
+                scaled = scaled * _share_weight(state, batch_size_of(inputs))
+            (state.scaler.scale(scaled) if state.scaler is not None else scaled).backward()
         state.accumulated += 1
-        if state.accumulated == self.accumulate or state.batch + 1 == state.batches:
+        if stepping:
             self._optimizer_step(state)
             state.accumulated = 0
         state.step += 1
@@ -513,11 +576,25 @@ class Supervised:
             scheduler.step()
 
     def _save_cut_epoch(self, state, run, tally, epoch_generator):
-        """last.pt with the cut epoch's progress (batches done, their losses and metric states)."""
-        progress = {"batches_done": state.batch + 1, "losses": torch.stack(tally.losses).cpu(),
-                    "sizes": torch.tensor(tally.sizes), "metrics": _metric_states(tally.metrics)}
+        """last.pt with the cut epoch's progress (batches done, their losses and metric states); on
+        several processes, everyone's losses and the metric states summed over the processes."""
+        losses = distributed.gather((torch.stack(tally.losses).cpu(), tally.sizes))
+        with _synced(tally.metrics):
+            metrics = _metric_states(tally.metrics)
+        self._gather_rng(state)
+        if not distributed.is_main():
+            return
+        progress = {"batches_done": state.batch + 1, "losses": torch.cat([part[0] for part in losses]),
+                    "sizes": torch.tensor([n for part in losses for n in part[1]]), "metrics": metrics}
         state.writer.wait()  # the epoch's earlier writes first: last.pt must end up the newest
         ckpt.save(run.checkpoints / "last.pt", self.snapshot(state, progress, epoch_generator))
+
+    def _gather_rng(self, state):
+        """Every process's random number generators, for the checkpoint: each resumes with its own."""
+        if distributed.active():
+            from ..seeding import rng_states
+
+            state.rng_ranks = distributed.gather(rng_states())
 
     def _scheduler_epoch_step(self, state, row: dict):
         scheduler = state.scheduler
@@ -650,7 +727,12 @@ class Tally:
         _update(self.metrics, self.pending, self.task)
 
     def resume(self, progress: dict, device):
-        """Take back a cut epoch's losses, sizes and metric states (see Supervised._save_cut_epoch)."""
+        """Take back a cut epoch's losses, sizes and metric states (see Supervised._save_cut_epoch).
+        On several processes rank 0 takes them all (they are sums over the processes) and the
+        others start from nothing, so that the epoch's sums come out the same."""
+        if not distributed.is_main():
+            self.saw_outputs = any(progress["metrics"].values())
+            return
         self.losses, self.sizes = list(progress["losses"].to(device).unbind()), progress["sizes"].tolist()
         _load_metric_states(self.metrics, progress["metrics"], device)
         self.saw_outputs = any(progress["metrics"].values())
@@ -659,6 +741,9 @@ class Tally:
         """``{split}/loss`` (the mean over samples) and ``{split}/{metric}`` for each metric."""
         self.flush()
         row = {f"{split}/loss": _mean(self.losses, self.sizes)}
+        if distributed.active():  # the mean over every process's samples
+            weighted, count = distributed.total([row[f"{split}/loss"] * sum(self.sizes), sum(self.sizes)])
+            row[f"{split}/loss"] = weighted / count
         if self.saw_outputs:
             row.update({f"{split}/{k}": _value(m) for k, m in self.metrics.items()})
         return row
@@ -837,6 +922,8 @@ def _value(metric) -> float:
 
 
 def _mean(losses, sizes) -> float:
+    if not losses:
+        return 0.0  # a process with no sample of this split (several processes, a tiny split)
     weights = torch.tensor(sizes, dtype=torch.float64)
     return float((torch.stack(losses).double().cpu() * weights).sum() / weights.sum())
 
@@ -857,6 +944,59 @@ def _load_metric_states(metrics, states, device):
             setattr(m, name, to_device(value, device))
         if states.get(k):
             m._update_count = max(1, getattr(m, "_update_count", 0))
+
+
+def _check_shares(batch_size: int, processes: int):
+    """On several processes a global batch is shared out equally: it must have a sample for each."""
+    if processes == 1 or batch_size % processes == 0:
+        return
+    if batch_size < processes:
+        raise KernelError(f"{W}.batch_size = {batch_size} is smaller than the number of processes ({processes}): "
+                          f"each process needs a share of every batch; use at least {processes}")
+    low = batch_size - batch_size % processes
+    raise KernelError(f"{W}.batch_size = {batch_size} (the global batch) does not split evenly over {processes} "
+                      f"processes; use a multiple of {processes} ({low} or {low + processes})")
+
+
+def _no_sync(state, stepping: bool):
+    """DDP's no_sync while gradients accumulate: they are averaged over the processes once, at the step."""
+    if state.vote is None or stepping:
+        return contextlib.nullcontext()
+    return state.model.no_sync()
+
+
+def _share_weight(state, size: int) -> float:
+    """What this process's loss counts for in the averaged gradient: 1 for an equal share of the
+    global batch; for the unequal shares of a last, short batch, its size against an equal share,
+    so that the gradient is that of the mean over the whole batch (a loss is a mean over samples)."""
+    global_size = state.sampler_shares.popleft() if state.sampler_shares is not None else None
+    if not global_size:
+        return 1.0
+    return size * distributed.world_size() / global_size
+
+
+def _own_rng(saved: dict) -> dict:
+    """This process's random number generator states from a checkpoint (each process has its own;
+    a different number of processes than the run had takes rank 0's)."""
+    ranks = saved.get("rng_ranks")
+    if ranks and len(ranks) == distributed.world_size():
+        return ranks[distributed.rank()]
+    return saved["rng"]
+
+
+@contextlib.contextmanager
+def _synced(metrics: dict):
+    """The metrics' states summed over the processes for the block (torchmetrics' sync), then put back."""
+    synced = []
+    try:
+        for m in metrics.values():
+            if distributed.active() and hasattr(m, "sync") and hasattr(m, "unsync"):
+                m.sync()
+                synced.append(m)
+        yield
+    finally:
+        for m in synced:
+            m.unsync()
 
 
 def _per_batch(scheduler) -> bool:

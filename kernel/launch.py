@@ -1,0 +1,266 @@
+"""``kernel run/resume --nproc-per-node N``: the same command on N processes per machine, launched by
+PyTorch's own launcher (``torch.distributed.run``, torchrun's elastic agent, in this process).
+
+Each process runs ``python -m kernel.launch <the command without the launch options>``; the
+trainer then finds a process group and trains under DistributedDataParallel (kernel/distributed.py).
+This launcher checks what it can before starting anything (exit 2 with one line), and when a process
+dies it marks the runs it was training failed, naming the rank and why.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+
+from .errors import KernelError
+
+#: the launch options, as the run and resume commands take them
+OPTIONS = ("--nproc-per-node", "--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-timeout")
+
+
+def add_options(parser):
+    """The launch options of ``kernel run`` and ``kernel resume``."""
+    group = parser.add_argument_group("several processes (docs/distributed.md)")
+    group.add_argument("--nproc-per-node", type=int, metavar="N",
+                       help="train each run on N processes of this machine with DistributedDataParallel "
+                            "(gloo on CPU, nccl on GPUs: one GPU each); trainer.batch_size is the global batch")
+    group.add_argument("--nnodes", type=int, default=1, metavar="M", help="machines taking part (default 1)")
+    group.add_argument("--node-rank", type=int, default=0, metavar="R",
+                       help="this machine's number, 0 to M-1; machine 0 writes the runs")
+    group.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                       help="where machine 0 listens for the others (needed with --nnodes > 1)")
+    group.add_argument("--rdzv-timeout", type=int, default=300, metavar="SECONDS",
+                       help="how long to wait for the other machines before giving up (default 300)")
+
+
+def wanted(args) -> bool:
+    """Whether the command asks to be launched on several processes. If so, torch's C++ log lines
+    (c10d's retries while it waits for machine 0) are turned off for this launcher process, before
+    torch loads; --debug keeps them, and the launched processes keep the user's setting."""
+    asked = getattr(args, "nproc_per_node", None) is not None or getattr(args, "nnodes", 1) != 1
+    if asked and "torch" not in sys.modules and not os.environ.get("KERNEL_DEBUG"):
+        _CPP_LOG_LEVEL.append(os.environ.get("TORCH_CPP_LOG_LEVEL"))
+        os.environ["TORCH_CPP_LOG_LEVEL"] = "FATAL"
+    return asked
+
+
+_CPP_LOG_LEVEL: list = []  # the user's TORCH_CPP_LOG_LEVEL, given back to the launched processes
+
+
+def worker_argv(argv: list[str]) -> list[str]:
+    """The command line without the launch options: what each process runs."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in OPTIONS:
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
+def check(args, workflow=None):
+    """The launch options, and what the workflow asks of them; a KernelError (exit 2) when they do not fit."""
+    nproc, nnodes, node_rank = (1 if args.nproc_per_node is None else args.nproc_per_node), args.nnodes, args.node_rank
+    if nproc < 1:
+        raise KernelError(f"--nproc-per-node must be 1 or more, not {nproc}")
+    if nnodes < 1:
+        raise KernelError(f"--nnodes must be 1 or more, not {nnodes}")
+    if not 0 <= node_rank < nnodes:
+        raise KernelError(f"--node-rank {node_rank} is not a machine of --nnodes {nnodes} (0 to {nnodes - 1})")
+    if nnodes > 1 and not args.rdzv_endpoint:
+        raise KernelError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT, where machine 0 (--node-rank 0) listens")
+    if args.rdzv_endpoint:
+        host, _, port = args.rdzv_endpoint.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise KernelError(f"--rdzv-endpoint {args.rdzv_endpoint!r}: expected HOST:PORT, e.g. node0.cluster:29500")
+    if args.rdzv_timeout < 1:
+        raise KernelError(f"--rdzv-timeout must be 1 second or more, not {args.rdzv_timeout}")
+    if getattr(args, "parallel", 1) > 1:
+        raise KernelError("--parallel and --nproc-per-node do not go together: each run already takes every "
+                          "process; use --shard I/N on each machine to spread the models instead")
+    if workflow is not None:
+        _check_workflow(workflow, nproc, nnodes)
+
+
+def _check_workflow(workflow, nproc: int, nnodes: int):
+    params = dict(workflow.trainer.params) if workflow.trainer is not None else {}
+    device = str(params.get("device", "auto"))
+    import torch
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        gpus = torch.cuda.device_count()
+        if gpus == 0:
+            raise KernelError(f"trainer.device = {device!r} asks for GPUs, and this machine has none: set "
+                              f"trainer.device = \"cpu\" (the processes then talk through gloo)")
+        if nproc > gpus:
+            raise KernelError(f"--nproc-per-node {nproc} asks for one GPU per process, but this machine has "
+                              f"{gpus}; use at most {gpus}")
+    batch = params.get("batch_size", "auto")
+    world = nproc * nnodes
+    if isinstance(batch, int) and batch % world:
+        from .training.supervised import _check_shares
+
+        _check_shares(batch, world)
+
+
+def launch(args, argv: list[str]) -> int:
+    """Run ``argv`` (a kernel command) on the processes the launch options ask for; the exit code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    nproc = (1 if args.nproc_per_node is None else args.nproc_per_node)
+    if not os.environ.get("KERNEL_DEBUG"):  # the agent's own log lines: --debug shows them
+        for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]:
+            logging.getLogger(name).setLevel(logging.CRITICAL)  # each module's logger has its own level
+    if _CPP_LOG_LEVEL:
+        level = _CPP_LOG_LEVEL.pop()
+        if level is None:
+            os.environ.pop("TORCH_CPP_LOG_LEVEL", None)
+        else:
+            os.environ["TORCH_CPP_LOG_LEVEL"] = level
+    if "OMP_NUM_THREADS" not in os.environ:  # the processes share the cores instead of each taking all
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    if args.nnodes == 1 and not args.rdzv_endpoint:
+        rdzv = dict(rdzv_backend="c10d", rdzv_endpoint="localhost:0", run_id=uuid.uuid4().hex, rdzv_configs={})
+    else:  # machines numbered by --node-rank, machine 0 listening at the endpoint (torchrun's static rendezvous)
+        rdzv = dict(rdzv_backend="static", rdzv_endpoint=args.rdzv_endpoint, run_id="kernel",
+                    rdzv_configs={"rank": args.node_rank, "timeout": args.rdzv_timeout})
+    config = LaunchConfig(min_nodes=args.nnodes, max_nodes=args.nnodes, nproc_per_node=nproc, max_restarts=0,
+                          monitor_interval=0.1, start_method="spawn", **rdzv)
+    record = tempfile.NamedTemporaryFile("w", prefix="kernel-launch-", suffix=".runs", delete=False)
+    record.close()
+    os.environ["KERNEL_LAUNCH_RUNS"] = record.name
+    started = time.monotonic()
+    try:
+        elastic_launch(config, sys.executable)("-m", "kernel.launch", *worker_argv(argv))
+        return 0
+    except ChildFailedError as exc:
+        return _after_failure(exc.failures, record.name)
+    except (KeyboardInterrupt, SignalException):  # the agent passed the signal on: rank 0 saved the run and said so
+        return 130
+    except Exception as exc:  # the rendezvous: no other machine came, the endpoint did not answer
+        if _is_rendezvous_error(exc):
+            waited = time.monotonic() - started
+            raise KernelError(f"the rendezvous at {args.rdzv_endpoint} did not complete within {waited:.0f} s "
+                              f"(--rdzv-timeout {args.rdzv_timeout}): {_first_line(exc).rstrip('.')}; is machine 0 started "
+                              f"(--node-rank 0) and the port open to this one?") from None
+        raise
+    finally:
+        os.environ.pop("KERNEL_LAUNCH_RUNS", None)
+        try:
+            os.unlink(record.name)
+        except OSError:
+            pass
+
+
+def _is_rendezvous_error(exc: BaseException) -> bool:
+    from torch.distributed import DistError
+
+    names = {type(e).__name__ for e in _chain(exc)}
+    return any(isinstance(e, (DistError, TimeoutError, ConnectionError)) for e in _chain(exc)) or \
+        any("Rendezvous" in n or "Store" in n for n in names)
+
+
+def _chain(exc):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _after_failure(failures: dict, record: str) -> int:
+    """Say which process failed and why, mark the runs it left running failed, and choose the exit
+    code: 2 when every failure was a user mistake (rank 0 said it), else 1."""
+    from .store import Run, read_run_json
+
+    said = set()
+    died = {}
+    # those killed by a signal first: the others mostly failed because they lost them
+    for rank, failure in sorted(failures.items(), key=lambda item: (item[1].exitcode >= 0, item[0])):
+        message = _message(failure)
+        if failure.exitcode == 2:  # a KernelError: rank 0 printed it; another rank's own is said here
+            if rank != 0 and message and message not in said:
+                print(f"kernel: error: (process {rank}) {message}", file=sys.stderr)
+            said.add(message)
+            continue
+        how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else
+               f"exited with code {failure.exitcode}") + (f": {message}" if message else "")
+        died[rank] = f"process {rank} (pid {failure.pid} on {socket.gethostname()}) {how}"
+    if not died:
+        return 2
+    reason = "; ".join(died.values())
+    print(f"kernel: error: {reason}", file=sys.stderr)
+    for folder in _recorded_runs(record):
+        try:
+            run = Run.open(folder)
+            status = read_run_json(run.dir / "run.json").get("status")
+        except KernelError:
+            continue
+        if status in ("running", "interrupted", "failed"):  # the others stopped because one died: the run failed
+            run.set_status("failed", reason)
+            print(f"kernel: run {run.id} failed; `kernel resume {run.id}` continues it from its last checkpoint",
+                  file=sys.stderr)
+    return 1
+
+
+def _recorded_runs(record: str) -> list[str]:
+    try:
+        with open(record, encoding="utf-8") as f:
+            return list(dict.fromkeys(line.strip() for line in f if line.strip()))
+    except OSError:
+        return []
+
+
+def _message(failure) -> str:
+    message = failure.message
+    if isinstance(message, dict):
+        message = message.get("message", "")
+    text = str(message or "").strip()
+    if text.startswith("KernelError: "):
+        text = text[len("KernelError: "):]
+    return "" if text.startswith("To enable traceback") else text.splitlines()[0] if text else ""
+
+
+def record_error(exc: BaseException):
+    """A launched process's error, where the launcher reads it (torchelastic's error file)."""
+    if not os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        return
+    from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+    try:
+        ErrorHandler().record_exception(exc)
+    except OSError:
+        pass
+
+
+def worker(argv: list[str]) -> int:
+    """One launched process: the kernel command (which joins the job: kernel.distributed.joined).
+    An error is handed to the launcher, which says it in one line (the traceback with --debug)."""
+    import traceback
+
+    from .cli import main
+
+    try:
+        return main(argv)
+    except Exception as exc:  # noqa: BLE001 - reported by the launcher, with the rank
+        record_error(exc)
+        if os.environ.get("KERNEL_DEBUG"):
+            traceback.print_exc()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(worker(sys.argv[1:]))
