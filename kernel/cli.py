@@ -136,7 +136,7 @@ def _main(argv: list[str], disabled: list[str], debug: bool) -> int:
     except KernelError as exc:
         if debug:
             traceback.print_exc()
-        if os.environ.get("RANK", "0") == "0":
+        if not _follower():
             print(f"kernel: error: {exc}", file=sys.stderr)
         else:  # one of several processes: rank 0 says it, and the launcher says what only this one met
             from .launch import record_error
@@ -144,11 +144,16 @@ def _main(argv: list[str], disabled: list[str], debug: bool) -> int:
             record_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        if os.environ.get("RANK", "0") == "0":  # one of several processes: rank 0 says it
+        if not _follower():  # one of several processes: rank 0 says it
             print("kernel: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _follower() -> bool:
+    """A process other than rank 0 of a job torchrun's agent started: rank 0 speaks for the job."""
+    return bool(os.environ.get("TORCHELASTIC_RUN_ID")) and os.environ.get("RANK", "0") != "0"
 
 
 _LOADED: list = []  # the plugin sets this process loaded: the parser's, then the catalogs'

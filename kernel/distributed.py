@@ -173,11 +173,15 @@ class ShardedBatches:
         self.global_sizes = collections.deque()
 
     def __len__(self):
+        import torch
+
         count, inner = len(self.batches), self.batches
-        while getattr(inner, "batch_size", None) is None and hasattr(inner, "sampler"):
+        while not isinstance(inner, torch.utils.data.BatchSampler) and hasattr(inner, "sampler"):
             inner = inner.sampler  # through SkippingSampler to torch's BatchSampler
-        if self.every_sample or getattr(inner, "batch_size", None) is None:
-            return count  # a collate function's own batches: their sizes are known only by drawing them
+        if self.every_sample or not isinstance(inner, torch.utils.data.BatchSampler):
+            # a collate function's own batches (by length): their sizes are known only by drawing
+            # them; one smaller than the number of processes would be skipped (docs/distributed.md)
+            return count
         last = len(inner.sampler) % inner.batch_size
         return count - (1 if 0 < last < self.world else 0)
 
@@ -333,6 +337,5 @@ def _sync_stats():
                 return dx, None, None, None
             return dx, sum_dy_xhat, sum_dy, None  # this process's sums: DDP averages them like every gradient
 
-    ctx_class = SyncStats
-    _CLASSES["stats"] = ctx_class
-    return ctx_class
+    _CLASSES["stats"] = SyncStats
+    return SyncStats

@@ -52,14 +52,15 @@ _CPP_LOG_LEVEL: list = []  # the user's TORCH_CPP_LOG_LEVEL, given back to the l
 
 
 def worker_argv(argv: list[str]) -> list[str]:
-    """The command line without the launch options: what each process runs."""
+    """The command line without the launch options (argparse's abbreviations of them too, such as
+    ``--nproc``): what each process runs."""
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
             continue
         name = arg.split("=", 1)[0]
-        if name in OPTIONS:
+        if len(name) > 3 and any(option.startswith(name) for option in OPTIONS):
             skip = "=" not in arg
             continue
         out.append(arg)
@@ -68,6 +69,11 @@ def worker_argv(argv: list[str]) -> list[str]:
 
 def check(args, workflow=None):
     """The launch options, and what the workflow asks of them; a KernelError (exit 2) when they do not fit."""
+    from .distributed import launched
+
+    if launched():  # a launcher in each launched process would launch without end
+        raise KernelError("this process is already one of several (torchrun, or kernel run --nproc-per-node): "
+                          "give the launch options to the launcher only")
     nproc, nnodes, node_rank = (1 if args.nproc_per_node is None else args.nproc_per_node), args.nnodes, args.node_rank
     if nproc < 1:
         raise KernelError(f"--nproc-per-node must be 1 or more, not {nproc}")
@@ -182,38 +188,50 @@ def _first_line(exc) -> str:
 
 
 def _after_failure(failures: dict, record: str) -> int:
-    """Say which process failed and why, mark the runs it left running failed, and choose the exit
-    code: 2 when every failure was a user mistake (rank 0 said it), else 1."""
-    from .store import Run, read_run_json
-
-    said = set()
-    died = {}
-    # those killed by a signal first: the others mostly failed because they lost them
-    for rank, failure in sorted(failures.items(), key=lambda item: (item[1].exitcode >= 0, item[0])):
-        message = _message(failure)
-        if failure.exitcode == 2:  # a KernelError: rank 0 printed it; another rank's own is said here
+    """Say which process failed and why, mark the run it was training failed, and choose the exit
+    code: 2 when a process met a user's mistake (a KernelError: rank 0 printed its own; another
+    rank's, say the data missing on its machine, is said here), else 1."""
+    # the cause first: a process killed by a signal other than the SIGTERM the agent stops the
+    # others with, else the earliest to fail; the others mostly failed because they lost it (a
+    # closed connection) or were stopped by the agent
+    ordered = sorted(failures.items(), key=lambda item: (item[1].exitcode >= 0, item[1].exitcode == -15,
+                                                         item[1].timestamp, item[0]))
+    mistakes = [(rank, _message(failure)) for rank, failure in ordered if failure.exitcode == 2]
+    if mistakes:
+        said = set()
+        for rank, message in mistakes:
             if rank != 0 and message and message not in said:
                 print(f"kernel: error: (process {rank}) {message}", file=sys.stderr)
             said.add(message)
-            continue
-        how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else
-               f"exited with code {failure.exitcode}") + (f": {message}" if message else "")
-        died[rank] = f"process {rank} (pid {failure.pid} on {socket.gethostname()}) {how}"
-    if not died:
+        rank, message = mistakes[0]
+        if rank != 0:  # rank 0 recorded its own; another's would otherwise read as a lost connection
+            _mark_failed(record, f"process {rank}: {message}", over_failed=True)
         return 2
-    reason = "; ".join(died.values())
+    rank, failure = ordered[0]
+    message = _message(failure)
+    how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else
+           f"exited with code {failure.exitcode}") + (f": {message}" if message else "")
+    reason = f"process {rank} (pid {failure.pid} on {socket.gethostname()}) {how}"
     print(f"kernel: error: {reason}", file=sys.stderr)
+    _mark_failed(record, reason, over_failed=failure.exitcode < 0)
+    return 1
+
+
+def _mark_failed(record: str, reason: str, over_failed: bool):
+    """The runs the job was training marked failed with ``reason``; one rank 0 marked failed keeps
+    its reason unless a process was killed (rank 0's is then only the lost connection)."""
+    from .store import Run, read_run_json
+
     for folder in _recorded_runs(record):
         try:
             run = Run.open(folder)
             status = read_run_json(run.dir / "run.json").get("status")
         except KernelError:
             continue
-        if status in ("running", "interrupted", "failed"):  # the others stopped because one died: the run failed
+        if status in ("running", "interrupted") or (status == "failed" and over_failed):
             run.set_status("failed", reason)
             print(f"kernel: run {run.id} failed; `kernel resume {run.id}` continues it from its last checkpoint",
                   file=sys.stderr)
-    return 1
 
 
 def _recorded_runs(record: str) -> list[str]:

@@ -32,7 +32,7 @@ KEEP_CHECKPOINTS_ENV = "KERNEL_KEEP_CHECKPOINTS"
 def say(message: str):
     """What the runner tells the user about a run (not progress): stderr, even when quiet (rank 0's only)."""
     if distributed.is_main():
-            print(f"kernel: {message}", file=sys.stderr, flush=True)
+        print(f"kernel: {message}", file=sys.stderr, flush=True)
 
 
 def keep_checkpoints_default(keep: bool | None) -> bool:
@@ -100,7 +100,6 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
         record = {**record, "artifacts": "skipped"}
     if distributed.is_main():
         runs = [_create(store, plan, i, defaults, baseline, keep, record) for i in indices]
-        _tell_launcher(runs)
     if distributed.active():  # the others train the runs rank 0 made, and write nothing
         made = distributed.broadcast([(str(r.dir), r.info) for r in runs] if distributed.is_main() else None)
         runs = runs if distributed.is_main() else [ReplicaRun(path, info, store) for path, info in made]
@@ -259,22 +258,29 @@ def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=N
     """
     if not distributed.is_main():
         word = told or distributed.broadcast()
-        if word[0] != "train":
+        if word[0] == "skip":
             raise RunChanged(word[1])
+        if word[0] != "train":
+            raise KernelError(word[1])  # rank 0 said it; this process ends as it does
         run.info = word[1]
         return _train(run, plan, quiet, word[2], reports, callbacks)
-    with _holding(run, lock):
+    with contextlib.ExitStack() as held:
         try:
+            held.enter_context(_holding(run, lock))
             refuse_links(run.dir)
             # another process may have trained the run while this one waited for it (`kernel resume` of
             # a queued run during a long `kernel run`): what is on disk now wins, and is left as it is
             status = read_run_json(run.dir / "run.json").get("status")
             if status != run.info.get("status"):
                 raise RunChanged(f"run {run.id} is {status} now: another process took it up meanwhile; left as it is")
-        except KernelError as exc:
+        except RunChanged as exc:
             _tell(("skip", str(exc)))
             raise
+        except KernelError as exc:
+            _tell(("error", str(exc)))
+            raise
         _tell(("train", run.info, resume, str(run.dir)))
+        _tell_launcher([run])  # locked and training: the launcher may mark it should a process die
         return _train(run, plan, quiet, resume, reports, callbacks)
 
 
@@ -453,11 +459,17 @@ def _resume_distributed(ref, quiet, workspace, allow_imports, force, restart, ke
     if distributed.is_main():
         told = len(_TOLD)
         try:
-            return _resume(ref, quiet, workspace, allow_imports, force, restart, keep_checkpoints)
-        finally:
-            if len(_TOLD) == told:  # nothing to train (artifacts only, or an error): the others may go
-                _tell(("skip", "nothing to train"))
+            result = _resume(ref, quiet, workspace, allow_imports, force, restart, keep_checkpoints)
+        except BaseException as exc:
+            if len(_TOLD) == told:  # refused before training: the others end the same way
+                _tell(("error", str(exc) if isinstance(exc, KernelError) else _describe_error(exc)))
+            raise
+        if len(_TOLD) == told:  # nothing to train (the artifacts only): the others may go
+            _tell(("skip", "nothing to train"))
+        return result
     word = distributed.broadcast()
+    if word[0] == "error":
+        raise KernelError(word[1])  # rank 0 said it
     if word[0] != "train":
         return Result(ref, "completed", None, 0, {}, {}, None)  # rank 0 says what happened
     run = ReplicaRun(word[3], word[1], RunStore(workspace))
@@ -473,7 +485,6 @@ def _resume(ref, quiet, workspace, allow_imports, force, restart, keep_checkpoin
 
     store = RunStore(workspace)
     run = store.get(ref)
-    _tell_launcher([run])
     with StopSignals(), RunLock(run.dir) as lock:
         run = Run.open(run.dir, store)  # as it is now that no one else can write it
         refuse_links(run.dir)  # before the first write (temporary files, metrics, checkpoints)
@@ -609,7 +620,7 @@ def _plan_from_dir(run: Run, allow_imports, force: bool):
     from .workflow import Workflow
 
     allowance = _allowance(run, allow_imports)
-    spec = run_spec(run)
+    spec = _same_batch(run_spec(run), run.info.get("defaults") or {})
     with _enforcing(run, allowance):
         check_spec(spec, allowance)  # before anything is built: the trainer resolves some names itself
         workflow = Workflow.from_dict(spec, source=run.info.get("source"))
@@ -622,6 +633,18 @@ def _plan_from_dir(run: Run, allow_imports, force: bool):
                               f"resumes anyway, `kernel run` starts a new run")
         say(f"warning: the data of run {run.id} changed since it started (fingerprint {change}); resuming (--force)")
     return plan
+
+
+def _same_batch(spec: dict, defaults: dict) -> dict:
+    """The spec with ``batch_size = "auto"`` replaced by the size the run trained with: "auto" depends
+    on the number of processes, and a run resumed on another number must keep its global batch."""
+    trainer = spec.get("trainer") or {}
+    params = trainer.get("params") or {}
+    if trainer.get("use", "kernel.supervised") != "kernel.supervised" or params.get("batch_size", "auto") != "auto" \
+            or not isinstance(defaults.get("batch_size"), int):
+        return spec
+    return {**spec, "trainer": {**trainer, "use": "kernel.supervised",
+                                "params": {**params, "batch_size": defaults["batch_size"]}}}
 
 
 def _execute_from_dir(run: Run, quiet: bool, resume: bool, lock=None, allow_imports=None, force: bool = False):

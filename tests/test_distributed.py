@@ -274,3 +274,32 @@ def test_the_slurm_example_trains_one_run_over_two_machines(workspace, tmp_path)
     assert info["status"] == "completed" and info["defaults"]["processes"] == 2
     assert [r["epoch"] for r in metrics(workspace, info["id"])] == [1, 2]
     assert not (homes[1] / "runs").exists()
+
+
+TINY = """
+name = "tiny"
+seed = 0
+[dataset]
+use = "kernel.synthetic"
+num_samples = 120
+shape = [8]
+[trainer]
+epochs = 1
+tensorboard = false
+[[models]]
+use = "kernel.mlp"
+"""
+
+
+@pytest.mark.slow
+def test_an_abbreviated_launch_option_launches_one_job(cli, write_workflow, workspace):
+    """argparse takes --nproc for --nproc-per-node: the launched processes must not launch again."""
+    out = cli("run", write_workflow(TINY), "--nproc", "2", "--quiet", timeout=300)
+    assert out.returncode == 0, out.stderr
+    (info,) = runs(workspace)
+    assert info["status"] == "completed" and info["defaults"]["processes"] == 2
+
+
+def test_a_rank_in_the_environment_alone_does_not_silence_errors(cli):
+    out = cli("run", "nosuch.toml", env={"RANK": "1"})
+    assert out.returncode == 2 and "nosuch.toml" in out.stderr

@@ -312,6 +312,10 @@ class Supervised:
         valid_metrics = {k: _clone(m) for k, m in train_metrics.items()} if data.valid is not None else {}
         module = model
         if distributed.active():
+            for name, metric in train_metrics.items():
+                if not (hasattr(metric, "sync") and hasattr(metric, "unsync")):
+                    raise KernelError(f"{W}.metrics: {name} is not a torchmetrics.Metric; on several processes "
+                                      f"it would measure rank 0's share of the data only: use a torchmetrics metric")
             model = self._distributed(model, device)
             module = model.module
         generator = torch.Generator().manual_seed(data.seed)
@@ -383,8 +387,8 @@ class Supervised:
         self.end_epoch(state, run, row)
         if state.vote is not None:
             agreed = state.vote.now(state.stop)
-            if agreed is not None and state.stop is None:
-                state.stop = (agreed, "stopped on another process")
+            if agreed is not None:
+                state.stop = _agreed_stop(state, agreed)
 
     def train_epoch(self, state, run) -> dict | None:
         """One pass over the training batches; the epoch's ``train/...`` values, or None when a stop
@@ -398,7 +402,7 @@ class Supervised:
             if state.vote is not None:  # several processes: they stop after the same batch
                 agreed = state.vote.batch(state.stop)
                 if agreed is not None:
-                    state.stop = state.stop or (agreed, "stopped on another process")
+                    state.stop = _agreed_stop(state, agreed)
                     break
             elif state.stop is not None:
                 break
@@ -411,6 +415,7 @@ class Supervised:
 
     def validate(self, state) -> dict:
         """The ``valid/...`` values: one validation_step per batch of the valid split."""
+        wrapper, state.model = state.model, state.module  # no gradients: no DDP (nor its collectives) needed
         state.model.eval()
         tally = Tally(state.valid_metrics, state.config["task"])
         with torch.no_grad():
@@ -421,6 +426,7 @@ class Supervised:
                                                       "validation_step")
                 tally.add(loss.detach(), batch_size_of(inputs), outputs, targets)
         state.model.train()
+        state.model = wrapper
         return tally.values("valid")
 
     def end_epoch(self, state, run, row: dict):
@@ -744,7 +750,10 @@ class Tally:
         if distributed.active():  # the mean over every process's samples
             weighted, count = distributed.total([row[f"{split}/loss"] * sum(self.sizes), sum(self.sizes)])
             row[f"{split}/loss"] = weighted / count
-        if self.saw_outputs:
+        saw = self.saw_outputs
+        if distributed.active():  # a process may have had no batch of a small split; the sums need all
+            saw = distributed.total([float(saw)])[0] > 0
+        if saw:
             row.update({f"{split}/{k}": _value(m) for k, m in self.metrics.items()})
         return row
 
@@ -956,6 +965,13 @@ def _check_shares(batch_size: int, processes: int):
     low = batch_size - batch_size % processes
     raise KernelError(f"{W}.batch_size = {batch_size} (the global batch) does not split evenly over {processes} "
                       f"processes; use a multiple of {processes} ({low} or {low + processes})")
+
+
+def _agreed_stop(state, status: str) -> tuple:
+    """Every process ends with the status they agreed on, and the reason of the process that asked
+    for it (a blocking exchange, once: all processes come here together)."""
+    asked = [stop for stop in distributed.gather(state.stop) if stop and stop[0] == status]
+    return asked[0] if asked else (status, "stopped on another process")
 
 
 def _no_sync(state, stepping: bool):
