@@ -85,25 +85,11 @@ class Checkpoint:
             last.replace(folder / "previous.pt")
         ckpt.save(last, snapshot)
         if improved:
-            _same_file(last, folder / "best.pt")
+            from ..store import write_atomic
 
-
-def _same_file(source, target):
-    """``target`` with ``source``'s bytes, atomically: a second name for the same file where the
-    filesystem allows (every checkpoint write replaces a file, never changes one, so the names
-    cannot drift apart), else a copy. A model's checkpoint can be large: no second write of it."""
-    import os
-
-    from ..store import write_atomic
-
-    temporary = target.with_name(f".{target.name}.link.tmp")  # cleaned like any writer's leftovers
-    try:
-        temporary.unlink(missing_ok=True)
-        os.link(source, temporary)
-        os.replace(temporary, target)
-    except OSError:
-        temporary.unlink(missing_ok=True)
-        write_atomic(target, source.read_bytes())
+            # a copy, not a second name for the same file: a damaged best.pt must leave last.pt
+            # (and the reverse) to fall back on
+            write_atomic(folder / "best.pt", last.read_bytes())
 
 
 class TensorBoard:
