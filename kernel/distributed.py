@@ -10,7 +10,9 @@ function here is what one process does alone: ``rank() == 0``, ``world_size() ==
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
 
 #: the environment a launcher (torchrun, kernel run --nproc-per-node) gives each process
 LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -26,8 +28,6 @@ def launched() -> bool:
 
 def active() -> bool:
     """Whether a process group of more than one process is set up in this process."""
-    import sys
-
     if "torch" not in sys.modules:  # nothing has started one: keep `import kernel` light
         return False
     import torch.distributed as dist
@@ -36,15 +36,19 @@ def active() -> bool:
 
 
 def rank() -> int:
+    if not active():  # without importing torch: the runner asks before it prints anything
+        return 0
     import torch.distributed as dist
 
-    return dist.get_rank() if active() else 0
+    return dist.get_rank()
 
 
 def world_size() -> int:
+    if not active():
+        return 1
     import torch.distributed as dist
 
-    return dist.get_world_size() if active() else 1
+    return dist.get_world_size()
 
 
 def local_rank() -> int:
@@ -77,8 +81,6 @@ def start():
 def joined():
     """For the block, this process's part in the job it was launched into (torchrun, or kernel run
     --nproc-per-node): the process group set up, and the tables and progress left to rank 0."""
-    import sys
-
     if not launched():
         yield
         return
@@ -110,7 +112,6 @@ def _die_with_launcher():
     on training with no one to report it. Linux only (prctl); elsewhere the launcher's own shutdown."""
     import ctypes
     import signal
-    import sys
 
     if not sys.platform.startswith("linux"):
         return
@@ -267,13 +268,9 @@ def sync_batchnorm(model, device_type: str):
     return model
 
 
-_CLASSES: dict = {}
-
-
+@functools.cache
 def _synced_class(base):
     """``base`` (BatchNorm2d, ...) whose training forward takes its statistics over every process."""
-    if base in _CLASSES:
-        return _CLASSES[base]
     import torch
 
     class Synced(base):
@@ -292,15 +289,13 @@ def _synced_class(base):
             return y
 
     Synced.__name__ = Synced.__qualname__ = f"Synced{base.__name__}"
-    _CLASSES[base] = Synced
     return Synced
 
 
+@functools.cache
 def _sync_stats():
     """The autograd function of batch norm in training over every process's samples: the forward
     sums x and x² over the processes, the backward the two sums torch's SyncBatchNorm sums (dy, dy·x̂)."""
-    if "stats" in _CLASSES:
-        return _CLASSES["stats"]
     import torch
     import torch.distributed as dist
 
@@ -337,5 +332,4 @@ def _sync_stats():
                 return dx, None, None, None
             return dx, sum_dy_xhat, sum_dy, None  # this process's sums: DDP averages them like every gradient
 
-    _CLASSES["stats"] = SyncStats
     return SyncStats

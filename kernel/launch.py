@@ -8,6 +8,7 @@ dies it marks the runs it was training failed, naming the rank and why.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -16,7 +17,7 @@ import tempfile
 import time
 import uuid
 
-from .errors import KernelError
+from .errors import KernelError, first_line
 
 #: the launch options, as the run and resume commands take them
 OPTIONS = ("--nproc-per-node", "--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-timeout")
@@ -38,17 +39,31 @@ def add_options(parser):
 
 
 def wanted(args) -> bool:
-    """Whether the command asks to be launched on several processes. If so, torch's C++ log lines
-    (c10d's retries while it waits for machine 0) are turned off for this launcher process, before
-    torch loads; --debug keeps them, and the launched processes keep the user's setting."""
-    asked = getattr(args, "nproc_per_node", None) is not None or getattr(args, "nnodes", 1) != 1
-    if asked and "torch" not in sys.modules and not os.environ.get("KERNEL_DEBUG"):
-        _CPP_LOG_LEVEL.append(os.environ.get("TORCH_CPP_LOG_LEVEL"))
+    """Whether the command asks to be launched on several processes."""
+    return getattr(args, "nproc_per_node", None) is not None or getattr(args, "nnodes", 1) != 1
+
+
+def run(args, load_workflow=None) -> int:
+    """``kernel run/resume`` with launch options: check them (and the workflow ``load_workflow()``
+    gives, when given), then launch the command; the exit code.
+
+    torch's C++ log lines (c10d's retries while it waits for machine 0) are off in this launcher
+    process: set before torch loads, then given back so the launched processes keep the user's
+    setting; --debug keeps them."""
+    quiet = "torch" not in sys.modules and not os.environ.get("KERNEL_DEBUG")
+    level = os.environ.get("TORCH_CPP_LOG_LEVEL")
+    if quiet:
         os.environ["TORCH_CPP_LOG_LEVEL"] = "FATAL"
-    return asked
-
-
-_CPP_LOG_LEVEL: list = []  # the user's TORCH_CPP_LOG_LEVEL, given back to the launched processes
+    try:
+        check(args, load_workflow() if load_workflow else None)
+        importlib.import_module("torch")  # c10 reads its log level once, as torch loads: under the quiet setting
+    finally:
+        if quiet:
+            if level is None:
+                os.environ.pop("TORCH_CPP_LOG_LEVEL", None)
+            else:
+                os.environ["TORCH_CPP_LOG_LEVEL"] = level
+    return launch(args, args.argv)
 
 
 def worker_argv(argv: list[str]) -> list[str]:
@@ -74,7 +89,7 @@ def check(args, workflow=None):
     if launched():  # a launcher in each launched process would launch without end
         raise KernelError("this process is already one of several (torchrun, or kernel run --nproc-per-node): "
                           "give the launch options to the launcher only")
-    nproc, nnodes, node_rank = (1 if args.nproc_per_node is None else args.nproc_per_node), args.nnodes, args.node_rank
+    nproc, nnodes, node_rank = _nproc(args), args.nnodes, args.node_rank
     if nproc < 1:
         raise KernelError(f"--nproc-per-node must be 1 or more, not {nproc}")
     if nnodes < 1:
@@ -96,6 +111,10 @@ def check(args, workflow=None):
         _check_workflow(workflow, nproc, nnodes)
 
 
+def _nproc(args) -> int:
+    return 1 if args.nproc_per_node is None else args.nproc_per_node
+
+
 def _check_workflow(workflow, nproc: int, nnodes: int):
     params = dict(workflow.trainer.params) if workflow.trainer is not None else {}
     device = str(params.get("device", "auto"))
@@ -110,11 +129,10 @@ def _check_workflow(workflow, nproc: int, nnodes: int):
             raise KernelError(f"--nproc-per-node {nproc} asks for one GPU per process, but this machine has "
                               f"{gpus}; use at most {gpus}")
     batch = params.get("batch_size", "auto")
-    world = nproc * nnodes
-    if isinstance(batch, int) and batch % world:
-        from .training.supervised import _check_shares
+    if isinstance(batch, int):
+        from .training.supervised import check_shares
 
-        _check_shares(batch, world)
+        check_shares(batch, nproc * nnodes)
 
 
 def launch(args, argv: list[str]) -> int:
@@ -123,16 +141,10 @@ def launch(args, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    nproc = (1 if args.nproc_per_node is None else args.nproc_per_node)
+    nproc = _nproc(args)
     if not os.environ.get("KERNEL_DEBUG"):  # the agent's own log lines: --debug shows them
         for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]:
             logging.getLogger(name).setLevel(logging.CRITICAL)  # each module's logger has its own level
-    if _CPP_LOG_LEVEL:
-        level = _CPP_LOG_LEVEL.pop()
-        if level is None:
-            os.environ.pop("TORCH_CPP_LOG_LEVEL", None)
-        else:
-            os.environ["TORCH_CPP_LOG_LEVEL"] = level
     if "OMP_NUM_THREADS" not in os.environ:  # the processes share the cores instead of each taking all
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     if args.nnodes == 1 and not args.rdzv_endpoint:
@@ -157,7 +169,7 @@ def launch(args, argv: list[str]) -> int:
         if _is_rendezvous_error(exc):
             waited = time.monotonic() - started
             raise KernelError(f"the rendezvous at {args.rdzv_endpoint} did not complete within {waited:.0f} s "
-                              f"(--rdzv-timeout {args.rdzv_timeout}): {_first_line(exc).rstrip('.')}; is machine 0 started "
+                              f"(--rdzv-timeout {args.rdzv_timeout}): {first_line(exc).rstrip('.')}; is machine 0 started "
                               f"(--node-rank 0) and the port open to this one?") from None
         raise
     finally:
@@ -180,11 +192,6 @@ def _chain(exc):
     while exc is not None:
         yield exc
         exc = exc.__cause__ or exc.__context__
-
-
-def _first_line(exc) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _after_failure(failures: dict, record: str) -> int:

@@ -284,13 +284,13 @@ def execute(run: Run, plan, quiet: bool = False, resume: bool = False, reports=N
         return _train(run, plan, quiet, resume, reports, callbacks)
 
 
-_TOLD: list = []  # what rank 0 told the other processes (resume checks that it told them something)
+_TOLD = [0]  # how many words rank 0 has sent the others (a resume checks that it sent them one)
 
 
 def _tell(word: tuple):
     if distributed.active():
         distributed.broadcast(word)
-        _TOLD.append(word)
+        _TOLD[0] += 1
 
 
 def refuse_links(run_dir):
@@ -457,14 +457,14 @@ def _resume_distributed(ref, quiet, workspace, allow_imports, force, restart, ke
     from .training.result import Result
 
     if distributed.is_main():
-        told = len(_TOLD)
+        told = _TOLD[0]
         try:
             result = _resume(ref, quiet, workspace, allow_imports, force, restart, keep_checkpoints)
         except BaseException as exc:
-            if len(_TOLD) == told:  # refused before training: the others end the same way
+            if _TOLD[0] == told:  # refused before training: the others end the same way
                 _tell(("error", str(exc) if isinstance(exc, KernelError) else _describe_error(exc)))
             raise
-        if len(_TOLD) == told:  # nothing to train (the artifacts only): the others may go
+        if _TOLD[0] == told:  # nothing to train (the artifacts only): the others may go
             _tell(("skip", "nothing to train"))
         return result
     word = distributed.broadcast()

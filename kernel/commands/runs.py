@@ -156,8 +156,7 @@ def resume_cmd(args):
     from .. import distributed, launch
 
     if launch.wanted(args):
-        launch.check(args)
-        return launch.launch(args, args.argv)
+        return launch.run(args)
     with distributed.joined():
         return _resume(args)
 

@@ -66,8 +66,7 @@ def run_cmd(args):
     from .. import distributed, launch
 
     if launch.wanted(args):
-        launch.check(args, load_workflow(args))
-        return launch.launch(args, args.argv)
+        return launch.run(args, lambda: load_workflow(args))
     with distributed.joined():
         return _run(args)
 

@@ -129,7 +129,7 @@ class Supervised:
                               f"({n_train} samples); use at most {n_train}, or \"auto\"")
         else:
             batch_size = self.batch_size
-        _check_shares(batch_size, processes)
+        check_shares(batch_size, processes)
         loss = self.loss
         if loss == "auto":
             if task not in AUTO_LOSS:
@@ -746,13 +746,11 @@ class Tally:
     def values(self, split: str) -> dict:
         """``{split}/loss`` (the mean over samples) and ``{split}/{metric}`` for each metric."""
         self.flush()
-        row = {f"{split}/loss": _mean(self.losses, self.sizes)}
-        if distributed.active():  # the mean over every process's samples
-            weighted, count = distributed.total([row[f"{split}/loss"] * sum(self.sizes), sum(self.sizes)])
-            row[f"{split}/loss"] = weighted / count
-        saw = self.saw_outputs
-        if distributed.active():  # a process may have had no batch of a small split; the sums need all
-            saw = distributed.total([float(saw)])[0] > 0
+        # summed over the processes when there are several (a process may have had no batch of a
+        # small split, and the metrics' sums need every process: whether any saw outputs is summed too)
+        loss_sum, count, saw = distributed.total([_loss_sum(self.losses, self.sizes), sum(self.sizes),
+                                                  float(self.saw_outputs)])
+        row = {f"{split}/loss": loss_sum / count}
         if saw:
             row.update({f"{split}/{k}": _value(m) for k, m in self.metrics.items()})
         return row
@@ -930,11 +928,12 @@ def _value(metric) -> float:
     return float(v.float().mean()) if isinstance(v, torch.Tensor) else float(v)
 
 
-def _mean(losses, sizes) -> float:
+def _loss_sum(losses, sizes) -> float:
+    """The batch losses weighted by their sizes: the sum over samples (float64)."""
     if not losses:
         return 0.0  # a process with no sample of this split (several processes, a tiny split)
     weights = torch.tensor(sizes, dtype=torch.float64)
-    return float((torch.stack(losses).double().cpu() * weights).sum() / weights.sum())
+    return float((torch.stack(losses).double().cpu() * weights).sum())
 
 
 def _clone(metric):
@@ -955,7 +954,7 @@ def _load_metric_states(metrics, states, device):
             m._update_count = max(1, getattr(m, "_update_count", 0))
 
 
-def _check_shares(batch_size: int, processes: int):
+def check_shares(batch_size: int, processes: int):
     """On several processes a global batch is shared out equally: it must have a sample for each."""
     if processes == 1 or batch_size % processes == 0:
         return
