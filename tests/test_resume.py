@@ -180,3 +180,51 @@ def test_resume_refuses_missing_and_complete_runs(cli, workspace, write_workflow
     done = cli("resume", run.id)
     assert done.returncode == 2 and "already complete" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _checksum_as_first_written(obj) -> str:
+    """The checksum as checkpoint format 1 defined it: what every checkpoint written so far holds."""
+    import hashlib
+
+    h = hashlib.sha256()
+
+    def feed(o):
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(o, dict):
+            h.update(b"{")
+            for k, v in o.items():
+                h.update(repr(k).encode())
+                feed(v)
+            h.update(b"}")
+        elif isinstance(o, (list, tuple)):
+            h.update(b"[" if isinstance(o, list) else b"(")
+            for v in o:
+                feed(v)
+            h.update(b"]")
+        else:
+            h.update(repr(o).encode())
+
+    feed(obj)
+    return h.hexdigest()
+
+
+def test_checkpoints_written_before_still_verify_and_a_failed_save_leaves_nothing(tmp_path):
+    from kernel.seeding import rng_states
+
+    model = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.BatchNorm1d(3))
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(4, 5)).sum().backward()
+    optimizer.step()
+    state = {"epoch": 2, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_states(),
+             "best": {"valid/loss": 0.5}, "partial": None, "mixed": [1, 2.5, "a", None, True, (3, [4])],
+             "empty": torch.empty(0), "half": torch.ones(3, dtype=torch.bfloat16), "flags": torch.tensor([True])}
+    assert ckpt.digest(state) == _checksum_as_first_written(state)
+    ckpt.save(tmp_path / "last.pt", state)
+    assert ckpt.load(tmp_path / "last.pt")["epoch"] == 2
+
+    with pytest.raises(Exception):
+        ckpt.save(tmp_path / "bad.pt", {"fn": lambda: None})  # a lambda cannot be pickled
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -96,7 +96,7 @@ def test_event_filters_every_and_once_and_list_order():
     bus = EventBus([First(), Second()])
     bus.on("batch_end", lambda run, state: calls.append(("fn", state.step)), once=4)
     state = _State()
-    assert bus.listens("batch_end") and not bus.listens("validation_end")
+    assert bus.period("batch_end") == 1 and bus.period("validation_end") == 0  # gcd of every 3 and once 4
     for epoch in (1, 2, 3):
         state.epoch = epoch
         for _ in range(3):
@@ -333,3 +333,117 @@ def test_the_trainer_and_the_conformance_check_name_no_kind_of_data():
         strings = {node.value.lower() for node in ast.walk(ast.parse(path.read_text()))
                    if isinstance(node, ast.Constant) and isinstance(node.value, str)}
         assert not strings & words, f"{path.name} names {sorted(strings & words)}"
+
+
+# -- events at the steps their filters allow, progress by time (issue 17) -------------------------------
+def test_event_period_is_where_any_filter_can_let_a_call_through():
+    class Every4:
+        filters = {"batch_end": {"every": 4}}
+
+        def on_batch_end(self, run, state):
+            pass
+
+    class Plain:
+        def on_batch_end(self, run, state):
+            pass
+
+    from kernel.training.callbacks import Progress, StopOnNaN
+
+    assert EventBus([]).period("batch_end") == 0
+    assert EventBus([StopOnNaN(), Progress()]).period("batch_end") == 100  # progress costs no batch
+    bus = EventBus([Every4()])
+    bus.on("batch_end", lambda run, state: None, every=6)
+    assert bus.period("batch_end") == 2
+    bus.on("batch_end", lambda run, state: None, once=9)
+    assert bus.period("batch_end") == 1
+    assert EventBus([Every4(), Plain()]).period("batch_end") == 1
+
+
+def test_the_loop_calls_filtered_batch_listeners_at_the_same_steps(tmp_path):
+    from kernel.build import prepare
+    from kernel.training.supervised import Supervised
+
+    calls = []
+
+    class Every4:
+        filters = {"batch_end": {"every": 4}}
+
+        def on_batch_end(self, run, state):
+            calls.append(("every4", state.step))
+
+    class Once7:
+        filters = {"batch_end": {"once": 7}}
+
+        def on_batch_end(self, run, state):
+            calls.append(("once7", state.step))
+
+    plan = prepare(workflow())  # 160 training samples: 5 batches of 32 an epoch
+    model, _ = plan.model(0)
+    run = RunStore(tmp_path).create("train", "mlp")
+    run.callbacks, run.quiet = [Every4(), Once7()], True
+    Supervised(epochs=3, batch_size=32, tensorboard=False, checkpoint=False).fit(model, plan.data, run)
+    assert calls == [("every4", 4), ("once7", 7), ("every4", 8), ("every4", 12)]
+
+
+def test_progress_lines_come_by_time_within_an_epoch(tmp_path, capsys):
+    import time
+
+    from kernel.build import prepare
+    from kernel.training.callbacks import Progress
+    from kernel.training.supervised import Supervised
+
+    class SlowBatches:
+        def on_batch_end(self, run, state):
+            time.sleep(0.1)  # 0.5 s an epoch: the thread has many turns to write a line every 0.05 s
+
+    plan = prepare(workflow())
+    model, _ = plan.model(0)
+    run = RunStore(tmp_path).create("train", "mlp")
+    run.callbacks, run.quiet = [SlowBatches(), Progress(refresh=0.01, every=0.05)], False
+    Supervised(epochs=2, batch_size=32, tensorboard=False, checkpoint=False, progress=False).fit(model, plan.data, run)
+    lines = capsys.readouterr().err.splitlines()
+    within = [line for line in lines if " batch " in line]
+    assert within and all(line.split(" batch ")[1].split("/")[1].startswith("5 loss ") for line in within)
+    assert all(1 <= int(line.split(" batch ")[1].split("/")[0]) <= 5 for line in within)
+    assert sum(" epoch " in line and "train/loss" in line for line in lines) == 2
+    assert lines[-1].endswith(": completed")
+
+
+def test_the_progress_bar_is_drawn_by_its_thread_which_ends_with_the_fit(tmp_path, monkeypatch):
+    import io
+    import threading
+    import time
+
+    from kernel.build import prepare
+    from kernel.training.callbacks import Progress
+    from kernel.training.supervised import Supervised
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    class SlowBatches:
+        def on_batch_end(self, run, state):
+            time.sleep(0.1)
+            if state.step == fail_at:
+                raise RuntimeError("a callback broke")
+
+    monkeypatch.delenv("KERNEL_PROGRESS", raising=False)
+    plan = prepare(workflow())
+    for fail_at, epochs in ((None, 1), (3, 2)):
+        terminal = Terminal()
+        monkeypatch.setattr("sys.stderr", terminal)
+        model, _ = plan.model(0)
+        run = RunStore(tmp_path).create("train", "mlp")
+        run.callbacks, run.quiet = [SlowBatches(), Progress(refresh=0.02)], False
+        trainer = Supervised(epochs=epochs, batch_size=32, tensorboard=False, checkpoint=False, progress=False)
+        if fail_at is None:
+            trainer.fit(model, plan.data, run)
+        else:
+            with pytest.raises(RuntimeError, match="a callback broke"):
+                trainer.fit(model, plan.data, run)
+        drawn = terminal.getvalue()
+        # the bar as the loop left it between batches: its epoch, batches done of 5 and the live loss
+        assert f"mlp epoch 1/{epochs}" in drawn and "/5" in drawn and "loss " in drawn
+        assert not [t for t in threading.enumerate() if t.name == "kernel-progress"]  # stopped, not leaked
+    assert "mlp: completed" not in drawn  # the failed fit: no completion line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 
 from . import checkpoint as ckpt
@@ -187,6 +188,9 @@ def _picture(png: bytes):
 class Progress:
     """Progress bars with ETA and live loss and metrics on a terminal; plain periodic lines otherwise.
 
+    Refreshed by time, not per batch: a background thread looks at the loop's counters and last loss
+    every ``refresh`` seconds, so a batch costs the loop nothing for progress.
+
     Args:
         refresh: seconds between updates of a bar.
         every: seconds between plain lines within an epoch when not on a terminal.
@@ -194,6 +198,8 @@ class Progress:
 
     def __init__(self, refresh: float = 0.25, every: float = 30.0):
         self.refresh, self.every, self.bar, self.last = refresh, every, None, 0.0
+        self.state, self.training, self.ticker, self.skip, self.step0 = None, False, None, 0, 0
+        self.lock, self.done = threading.Lock(), threading.Event()
 
     def on_fit_start(self, run, state):
         from rich.console import Console
@@ -206,38 +212,81 @@ class Progress:
 
             self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                            TimeRemainingColumn(), TextColumn("{task.fields[live]}"), console=self.console,
-                           transient=True)
+                           transient=True, auto_refresh=False)  # refreshed by this callback's thread
             self.bar.start()
             self.task = self.bar.add_task("", total=state.batches, live="")
-        self.last = time.monotonic()
+        self.last, self.state = time.monotonic(), state
+        self.done = threading.Event()  # a new one per fit: set when it ends
+        self.ticker = threading.Thread(target=self._tick, name="kernel-progress", daemon=True)
+        self.ticker.start()
 
     def on_epoch_start(self, run, state):
         self.t0 = time.monotonic()
-        if self.bar is not None:
-            self.bar.reset(self.task, total=state.batches, description=f"{self.label} epoch {state.epoch}/{state.epochs}",
-                           live="")
+        with self.lock:
+            if self.bar is not None:
+                self.bar.reset(self.task, total=state.batches,
+                               description=f"{self.label} epoch {state.epoch}/{state.epochs}", live="")
+                self.bar.refresh()
+            # batches done so far in this epoch: those a resumed cut epoch had done, then one per step
+            self.skip = state.partial["batches_done"] if getattr(state, "partial", None) else 0
+            self.step0, self.training = state.step, True
 
-    def on_batch_end(self, run, state):
-        now = time.monotonic()
-        if self.bar is not None and now - self.last >= self.refresh:
-            self.bar.update(self.task, completed=state.batch + 1, live=f"loss {float(state.loss):.4g}")
-            self.last = now
-        elif self.bar is None and now - self.last >= self.every:
-            self.console.print(f"{self.label} epoch {state.epoch}/{state.epochs} batch {state.batch + 1}/"
-                               f"{state.batches} loss {float(state.loss):.4g}")
-            self.last = now
+    def _tick(self):
+        """Until the fit ends: the bar every ``refresh`` seconds; a line when ``every`` seconds passed
+        since the last one (the thread sleeps until then: it takes the GIL only when there is work)."""
+        while True:
+            with self.lock:
+                wait = self.refresh if self.bar is not None else self.last + self.every - time.monotonic()
+            if self.done.wait(max(wait, self.refresh)):
+                return
+            try:
+                self._show()
+            except Exception:  # progress is a nicety: a failed refresh must not end the run or the thread
+                pass
+
+    def _show(self):
+        """What a batch's end used to show, read from the state: the batches done and the last loss."""
+        with self.lock:
+            state, now = self.state, time.monotonic()
+            done = self.skip + state.step - self.step0
+            # a batch of this epoch has ended, and the pass is not over
+            running = self.training and done > self.skip and state.stop is None
+            if self.bar is not None:
+                if running:
+                    self.bar.update(self.task, completed=done, live=f"loss {float(state.loss):.4g}")
+                self.bar.refresh()  # the bar's own thread is off: elapsed and remaining time tick here
+            elif running and now - self.last >= self.every and done < state.batches:
+                self.console.print(f"{self.label} epoch {state.epoch}/{state.epochs} batch {done}/"
+                                   f"{state.batches} loss {float(state.loss):.4g}")
+                self.last = now
+
+    def on_validation_end(self, run, state):
+        with self.lock:
+            self.training = False  # the counters are the finished pass's: no more lines for it
 
     def on_epoch_end(self, run, state):
         values = "  ".join(f"{k} {v:.4g}" for k, v in state.metrics.items())
         mark = " *" if state.improved else ""
-        self.console.print(f"{self.label} epoch {state.epoch}/{state.epochs}  {values}  "
-                           f"({time.monotonic() - self.t0:.1f}s){mark}")
-        self.last = time.monotonic()
+        with self.lock:
+            self.training = False
+            self.console.print(f"{self.label} epoch {state.epoch}/{state.epochs}  {values}  "
+                               f"({time.monotonic() - self.t0:.1f}s){mark}")
+            self.last = time.monotonic()
+
+    def _stop_ticker(self):
+        if self.ticker is not None:
+            self.done.set()
+            self.ticker.join(timeout=5)
+            self.ticker = None
 
     def on_fit_end(self, run, state):
+        self._stop_ticker()
         if self.bar is not None:
             self.bar.stop()
         self.console.print(f"{self.label}: {run.info['status']}" + (f" ({run.info['reason']})" if run.info.get('reason')
                                                                      else ""))
 
-    on_exception = lambda self, run, state: self.bar.stop() if self.bar is not None else None  # noqa: E731
+    def on_exception(self, run, state):
+        self._stop_ticker()
+        if self.bar is not None:
+            self.bar.stop()

@@ -8,7 +8,6 @@ refused with a clear error; :func:`load_newest` then falls back to the newest go
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from pathlib import Path
 
@@ -29,11 +28,17 @@ def digest(obj) -> str:
     return h.hexdigest()
 
 
+# The bytes fed to the hash define the checksum of every checkpoint ever written: how they are fed
+# (in how many pieces, from which buffer) may change, the bytes may not.
+_SCALARS = (int, float, str, bool, type(None))
+
+
 def _feed(h, obj):
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())  # the tensor's own memory, not a copy
     elif isinstance(obj, dict):
         h.update(b"{")
         for k, v in obj.items():
@@ -42,8 +47,11 @@ def _feed(h, obj):
         h.update(b"}")
     elif isinstance(obj, (list, tuple)):
         h.update(b"[" if isinstance(obj, list) else b"(")
-        for v in obj:
-            _feed(h, v)
+        if all(type(v) in _SCALARS for v in obj):  # Python's RNG state: 625 numbers in one update
+            h.update("".join(map(repr, obj)).encode())
+        else:
+            for v in obj:
+                _feed(h, v)
         h.update(b"]")
     else:
         h.update(repr(obj).encode())
@@ -53,13 +61,15 @@ def save(path, state: dict):
     """Write ``state`` to ``path`` atomically: temporary file, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save({"format": 1, "checksum": digest(state), "state": state}, buffer)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(buffer.getbuffer())
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": 1, "checksum": digest(state), "state": state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a state that cannot be saved (or a full disk) leaves no debris
+        raise
     os.replace(tmp, path)
 
 

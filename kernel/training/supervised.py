@@ -1,8 +1,8 @@
 """``kernel.supervised``: the default training loop, with automatic defaults read from the data.
 
 Settings are the workflow's ``[trainer]`` table (docs/training.md). The loop keeps per-batch work to
-what a hand-written loop does: no ``.item()`` per batch, metrics updated in chunks, events that no
-callback listens to are never fired.
+what a hand-written loop does: no ``.item()`` per batch, metrics updated in chunks, ``batch_end``
+fired only at the steps a listener's filter lets through, no context entered that is not needed.
 """
 from __future__ import annotations
 
@@ -180,10 +180,12 @@ class Supervised:
             loss = target(**params) if inspect.isclass(target) else target
         except (TypeError, ValueError, RuntimeError) as exc:
             raise KernelError(f"{W}.loss: {exc}") from None
-        if type(loss) is torch.nn.CrossEntropyLoss:
-            from .. import fused
+        from .. import fused
 
-            # the same loss, parameters and state, computed by the fused operator where it is installed
+        if type(loss) is torch.nn.CrossEntropyLoss and fused.has_kernel("cross_entropy", cfg["device"]):
+            # the same loss, parameters and state, computed by the fused operator. Only where it has a
+            # kernel for the device: otherwise torch's class computes the same without fused's checks
+            # on every batch
             loss.__class__ = fused.CrossEntropyLoss
         return loss
 
@@ -394,10 +396,12 @@ class Supervised:
         """One pass over the training batches; the epoch's ``train/...`` values, or None when a stop
         request cut the epoch short (an interrupted epoch is saved in last.pt, to be finished on resume)."""
         tally, skip, epoch_generator = self._begin_train_epoch(state)
-        listens = state.events.listens("batch_end")
+        # batch_end only at the steps where a listener's filter can let it through (StopOnNaN's
+        # every 100): no dispatch per batch for filters that would say no
+        period = state.events.period("batch_end")
         for state.batch, batch in enumerate(state.train_loader, start=skip):
             self._train_batch(state, batch, tally)
-            if listens:
+            if period and state.step % period == 0:
                 state.events.fire("batch_end", run, state)
             if state.vote is not None:  # several processes: they stop after the same batch
                 agreed = state.vote.batch(state.stop)
@@ -421,9 +425,8 @@ class Supervised:
         with torch.no_grad():
             for inputs, targets in state.valid_loader:
                 inputs, targets = to_device(inputs, state.device, True), to_device(targets, state.device, True)
-                with state.autocast():
-                    loss, outputs = _loss_and_outputs(self.validation_step((inputs, targets), state),
-                                                      "validation_step")
+                loss, outputs = _loss_and_outputs(_autocast_call(state, self.validation_step, (inputs, targets)),
+                                                  "validation_step")
                 tally.add(loss.detach(), batch_size_of(inputs), outputs, targets)
         state.model.train()
         state.model = wrapper
@@ -549,20 +552,27 @@ class Supervised:
         inputs, targets = batch
         inputs, targets = to_device(inputs, state.device, True), to_device(targets, state.device, True)
         stepping = state.accumulated + 1 == self.accumulate or state.batch + 1 == state.batches
-        with _no_sync(state, stepping):
-            with state.autocast():
-                loss, outputs = _loss_and_outputs(self.train_step((inputs, targets), state), "train_step")
-            scaled = loss / self.accumulate if self.accumulate > 1 else loss
-            if state.vote is not None:
-                scaled = scaled * _share_weight(state, batch_size_of(inputs))
-            (state.scaler.scale(scaled) if state.scaler is not None else scaled).backward()
+        if state.vote is None or stepping:  # one process, or the batch of a step: no context to enter
+            loss, outputs = self._loss_backward(state, inputs, targets)
+        else:  # several processes, gradients accumulating: DDP averages them once, at the step
+            with state.model.no_sync():
+                loss, outputs = self._loss_backward(state, inputs, targets)
         state.accumulated += 1
         if stepping:
             self._optimizer_step(state)
             state.accumulated = 0
+        state.loss = loss.detach()  # before the step count: Progress's thread reads them in this order
         state.step += 1
-        state.loss = loss.detach()
         tally.add(state.loss, batch_size_of(inputs), _detached(outputs), targets)
+
+    def _loss_backward(self, state, inputs, targets):
+        """train_step (under autocast for bf16/fp16) and the backward pass of its loss; (loss, outputs)."""
+        loss, outputs = _loss_and_outputs(_autocast_call(state, self.train_step, (inputs, targets)), "train_step")
+        scaled = loss / self.accumulate if self.accumulate > 1 else loss
+        if state.vote is not None:
+            scaled = scaled * _share_weight(state, batch_size_of(inputs))
+        (state.scaler.scale(scaled) if state.scaler is not None else scaled).backward()
+        return loss, outputs
 
     def _optimizer_step(self, state):
         """Clip (after unscaling under fp16), step the optimizer, zero the gradients, step a per-batch scheduler."""
@@ -809,6 +819,14 @@ def _autocast(precision: str, device):
     return (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
 
 
+def _autocast_call(state, step, batch):
+    """``step(batch, state)`` under autocast for bf16 and fp16; fp32 and tf32 enter no context per batch."""
+    if state.autocast is contextlib.nullcontext:
+        return step(batch, state)
+    with state.autocast():
+        return step(batch, state)
+
+
 def _loss_and_outputs(value, step: str):
     """What a step returned, as (loss, outputs): a step returns the loss, or (loss, outputs)."""
     if isinstance(value, torch.Tensor):
@@ -971,13 +989,6 @@ def _agreed_stop(state, status: str) -> tuple:
     for it (a blocking exchange, once: all processes come here together)."""
     asked = [stop for stop in distributed.gather(state.stop) if stop and stop[0] == status]
     return asked[0] if asked else (status, "stopped on another process")
-
-
-def _no_sync(state, stepping: bool):
-    """DDP's no_sync while gradients accumulate: they are averaged over the processes once, at the step."""
-    if state.vote is None or stepping:
-        return contextlib.nullcontext()
-    return state.model.no_sync()
 
 
 def _share_weight(state, size: int) -> float:
