@@ -9,6 +9,7 @@ function here is what one process does alone: ``rank() == 0``, ``world_size() ==
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
@@ -168,8 +169,6 @@ class ShardedBatches:
     (the loop weighs an uneven share's loss by it)."""
 
     def __init__(self, batches, rank: int, world: int, every_sample: bool = False):
-        import collections
-
         self.batches, self.rank, self.world, self.every_sample = batches, rank, world, every_sample
         self.global_sizes = collections.deque()
 
@@ -196,11 +195,6 @@ class ShardedBatches:
             if share:
                 self.global_sizes.append(len(batch))
                 yield share
-
-
-def shard_indices(n: int) -> list[int]:
-    """This process's part of a split read in order (validation): every world_size-th item."""
-    return list(range(rank(), n, world_size()))
 
 
 # -- agreeing on when to stop --------------------------------------------------------------------

@@ -9,13 +9,9 @@ dies it marks the runs it was training failed, naming the rank and why.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
-import socket
 import sys
-import tempfile
 import time
-import uuid
 
 from .errors import KernelError, first_line
 
@@ -141,6 +137,10 @@ def launch(args, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    import logging
+    import tempfile
+    import uuid
+
     nproc = _nproc(args)
     if not os.environ.get("KERNEL_DEBUG"):  # the agent's own log lines: --debug shows them
         for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]:
@@ -218,6 +218,8 @@ def _after_failure(failures: dict, record: str) -> int:
     message = _message(failure)
     how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else
            f"exited with code {failure.exitcode}") + (f": {message}" if message else "")
+    import socket
+
     reason = f"process {rank} (pid {failure.pid} on {socket.gethostname()}) {how}"
     print(f"kernel: error: {reason}", file=sys.stderr)
     _mark_failed(record, reason, over_failed=failure.exitcode < 0)
@@ -227,14 +229,14 @@ def _after_failure(failures: dict, record: str) -> int:
 def _mark_failed(record: str, reason: str, over_failed: bool):
     """The runs the job was training marked failed with ``reason``; one rank 0 marked failed keeps
     its reason unless a process was killed (rank 0's is then only the lost connection)."""
-    from .store import Run, read_run_json
+    from .store import Run
 
     for folder in _recorded_runs(record):
         try:
-            run = Run.open(folder)
-            status = read_run_json(run.dir / "run.json").get("status")
+            run = Run.open(folder)  # run.json as it is now: rank 0 may have marked it meanwhile
         except KernelError:
             continue
+        status = run.info.get("status")
         if status in ("running", "interrupted") or (status == "failed" and over_failed):
             run.set_status("failed", reason)
             print(f"kernel: run {run.id} failed; `kernel resume {run.id}` continues it from its last checkpoint",

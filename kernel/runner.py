@@ -94,11 +94,11 @@ def run_workflow(workflow, parallel: int = 1, quiet: bool = False, workspace=Non
     check_models(plan, trainer, defaults, indices)
     plan.callbacks()  # the workflow's callbacks must build
     store = RunStore(workspace)
-    baseline = majority_baseline(plan.data)
     keep = keep_checkpoints_default(keep_checkpoints)
     if not artifacts:
         record = {**record, "artifacts": "skipped"}
-    if distributed.is_main():
+    if distributed.is_main():  # it alone writes the runs; the baseline may read the whole training split
+        baseline = majority_baseline(plan.data)
         runs = [_create(store, plan, i, defaults, baseline, keep, record) for i in indices]
     if distributed.active():  # the others train the runs rank 0 made, and write nothing
         made = distributed.broadcast([(str(r.dir), r.info) for r in runs] if distributed.is_main() else None)

@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from kernel.distributed import ShardedBatches
+from kernel.errors import KernelError
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart.toml"
@@ -91,8 +93,6 @@ def model_weights(workspace, run_id):
 
 # -- what each process reads -----------------------------------------------------------------------
 def test_the_processes_share_out_exactly_the_batches_one_process_draws():
-    import torch
-
     def global_batches():
         gen = torch.Generator().manual_seed(3)
         return torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(range(103), generator=gen), 16, False)
@@ -176,8 +176,6 @@ def test_sigkill_of_the_whole_job_then_resume_ends_with_the_weights_of_an_uninte
     assert code == 0, err
     assert "resuming from" in err and f"run {info['id']}: completed" in out
     assert [r["epoch"] for r in metrics(workspace, info["id"])] == [1, 2, 3, 4]
-    import torch
-
     resumed, uninterrupted = model_weights(workspace, info["id"]), model_weights(workspace / "whole", whole["id"])
     assert resumed.keys() == uninterrupted.keys()
     for name in resumed:
@@ -303,3 +301,20 @@ def test_an_abbreviated_launch_option_launches_one_job(cli, write_workflow, work
 def test_a_rank_in_the_environment_alone_does_not_silence_errors(cli):
     out = cli("run", "nosuch.toml", env={"RANK": "1"})
     assert out.returncode == 2 and "nosuch.toml" in out.stderr
+
+
+def test_processes_on_gpus_take_one_each_however_they_were_started(monkeypatch):
+    """The trainer's own check, which torchrun- and SLURM-started processes pass too (the launcher's
+    is only kernel's). No GPU here: the GPU count and local rank are stood in for, and said so."""
+    from kernel.training import supervised
+
+    with pytest.raises(KernelError, match="'cuda:0' names one GPU"):
+        supervised._process_gpu("cuda:0")
+    with pytest.raises(KernelError, match=r"process 0 of this machine has no GPU of its own \(the machine has 0\)"):
+        supervised._process_gpu("cuda")  # this machine, as it is
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # stand-in: two GPUs
+    monkeypatch.setattr(supervised.distributed, "local_rank", lambda: 1)
+    assert supervised._process_gpu("cuda") == "cuda:1"
+    monkeypatch.setattr(supervised.distributed, "local_rank", lambda: 2)
+    with pytest.raises(KernelError, match="start at most 2 processes per machine"):
+        supervised._process_gpu("cuda")

@@ -198,8 +198,8 @@ class Progress:
 
     def __init__(self, refresh: float = 0.25, every: float = 30.0):
         self.refresh, self.every, self.bar, self.last = refresh, every, None, 0.0
-        self.state, self.training, self.ticker, self.skip, self.step0 = None, False, None, 0, 0
-        self.lock, self.done = threading.Lock(), threading.Event()
+        self.training, self.ticker, self.skip, self.step0 = False, None, 0, 0
+        self.lock = threading.Lock()  # the thread's refreshes against the loop's epoch lines
 
     def on_fit_start(self, run, state):
         from rich.console import Console
@@ -245,7 +245,7 @@ class Progress:
                 pass
 
     def _show(self):
-        """What a batch's end used to show, read from the state: the batches done and the last loss."""
+        """The bar, or a line, from the state: the batches done in this epoch and the last loss."""
         with self.lock:
             state, now = self.state, time.monotonic()
             done = self.skip + state.step - self.step0
@@ -268,25 +268,23 @@ class Progress:
         values = "  ".join(f"{k} {v:.4g}" for k, v in state.metrics.items())
         mark = " *" if state.improved else ""
         with self.lock:
-            self.training = False
             self.console.print(f"{self.label} epoch {state.epoch}/{state.epochs}  {values}  "
                                f"({time.monotonic() - self.t0:.1f}s){mark}")
             self.last = time.monotonic()
 
-    def _stop_ticker(self):
-        if self.ticker is not None:
-            self.done.set()
-            self.ticker.join(timeout=5)
-            self.ticker = None
-
     def on_fit_end(self, run, state):
-        self._stop_ticker()
-        if self.bar is not None:
-            self.bar.stop()
+        self._close()
         self.console.print(f"{self.label}: {run.info['status']}" + (f" ({run.info['reason']})" if run.info.get('reason')
                                                                      else ""))
 
     def on_exception(self, run, state):
-        self._stop_ticker()
+        self._close()
+
+    def _close(self):
+        """The thread stopped and joined, the bar taken down: the fit is over, however it ended."""
+        if self.ticker is not None:
+            self.done.set()
+            self.ticker.join(timeout=5)
+            self.ticker = None
         if self.bar is not None:
             self.bar.stop()

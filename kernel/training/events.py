@@ -64,24 +64,24 @@ class _Filtered:
                 continue
             rule = filters.get(event)
             if rule:
-                method = _wrap(method, event, rule.get("every"), rule.get("once"))
-                once = rule.get("once")
-                self.periods[event] = abs(int(once)) if once is not None else max(1, int(rule.get("every") or 1))
+                method, self.periods[event] = _wrap(method, event, rule.get("every"), rule.get("once"))
             setattr(self, "on_" + event, method)
 
 
 def _wrap(method, event, every=None, once=None):
+    """``method`` called only at the counts the filter allows, and the period those counts are
+    multiples of (``once``'s count itself; 0 for a ``once`` that can never come, which no period needs)."""
     if once is not None:
         def call(run, state):
             if _counter(event, state) == once:
                 method(run, state)
-    else:
-        every = max(1, int(every or 1))
+        return call, max(0, int(once))
+    every = max(1, int(every or 1))
 
-        def call(run, state):
-            if _counter(event, state) % every == 0:
-                method(run, state)
-    return call
+    def call(run, state):
+        if _counter(event, state) % every == 0:
+            method(run, state)
+    return call, every
 
 
 class EventBus:

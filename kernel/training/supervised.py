@@ -158,8 +158,8 @@ class Supervised:
             torch.device(device)
         except (RuntimeError, TypeError) as exc:
             raise KernelError(f"{W}.device: {device!r} is not a device ({exc})") from None
-        if processes > 1 and device == "cuda":
-            device = f"cuda:{distributed.local_rank()}"  # one GPU per process
+        if processes > 1 and torch.device(device).type == "cuda":
+            device = _process_gpu(device)
         workers = self.num_workers
         if workers == "auto":
             workers = min(4, (os.cpu_count() or 1) - 1) if device.startswith("cuda") else 0
@@ -746,12 +746,11 @@ class Tally:
         """Take back a cut epoch's losses, sizes and metric states (see Supervised._save_cut_epoch).
         On several processes rank 0 takes them all (they are sums over the processes) and the
         others start from nothing, so that the epoch's sums come out the same."""
+        self.saw_outputs = any(progress["metrics"].values())
         if not distributed.is_main():
-            self.saw_outputs = any(progress["metrics"].values())
             return
         self.losses, self.sizes = list(progress["losses"].to(device).unbind()), progress["sizes"].tolist()
         _load_metric_states(self.metrics, progress["metrics"], device)
-        self.saw_outputs = any(progress["metrics"].values())
 
     def values(self, split: str) -> dict:
         """``{split}/loss`` (the mean over samples) and ``{split}/{metric}`` for each metric."""
@@ -813,15 +812,28 @@ def _set_cublas_workspace_config(value):
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = value
 
 
+def _process_gpu(device: str) -> str:
+    """The GPU of this process when several train one run: the one of its local rank. Checked here,
+    where every process passes however it was started (kernel's launcher, torchrun, SLURM)."""
+    if device != "cuda":
+        raise KernelError(f"{W}.device: {device!r} names one GPU, and each of several processes needs its "
+                          f"own: set trainer.device = \"cuda\" (a process takes the GPU of its local rank)")
+    local, gpus = distributed.local_rank(), torch.cuda.device_count()
+    if local >= gpus:
+        raise KernelError(f"{W}.device: process {local} of this machine has no GPU of its own (the machine has "
+                          f"{gpus}): start at most {gpus} processes per machine, or set trainer.device = \"cpu\"")
+    return f"cuda:{local}"
+
+
 def _autocast(precision: str, device):
-    """A context manager factory: autocast to bf16 or fp16 for those precisions, else nothing."""
+    """A context manager factory: autocast to bf16 or fp16 for those precisions; None for fp32 and tf32."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+    return (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else None
 
 
 def _autocast_call(state, step, batch):
-    """``step(batch, state)`` under autocast for bf16 and fp16; fp32 and tf32 enter no context per batch."""
-    if state.autocast is contextlib.nullcontext:
+    """``step(batch, state)``, under autocast for bf16 and fp16 (no context entered per batch otherwise)."""
+    if state.autocast is None:
         return step(batch, state)
     with state.autocast():
         return step(batch, state)
